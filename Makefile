@@ -1,0 +1,78 @@
+# Northwind helpdesk — one command to run it, one to test it (README "Quick start").
+#
+#   make run    create/update both environments, train if needed, start everything
+#   make test   the same preparation, then the whole test suite
+#
+# Environments are rebuilt only when their requirements change (stamp files),
+# the Rasa model only when data/, domain.yml or config.yml change (fingerprint).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BOT_VENV     := .venv/bot
+BACKEND_VENV := .venv/backend
+BOT_STAMP     := $(BOT_VENV)/.installed
+BACKEND_STAMP := $(BACKEND_VENV)/.installed
+PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
+
+# No telemetry calls home, no TensorFlow chatter.
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup train run test test-backend test-actions test-bot test-e2e clean
+
+help:
+	@echo "make run    start the whole service (CRM :8000, actions :5055, Rasa :5005)"
+	@echo "make test   run the whole test suite"
+	@echo "make setup  create/update the two Python environments"
+	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
+	@echo "make clean  remove environments, trained models and var/"
+
+setup: $(BOT_STAMP) $(BACKEND_STAMP)
+
+$(BOT_STAMP): requirements/bot.in requirements/bot.lock
+	@python310=$$(scripts/find_python310.sh) || exit 1; \
+	if [ ! -x $(BOT_VENV)/bin/python ]; then \
+	  echo "Creating the bot environment ($(BOT_VENV), $$python310)"; \
+	  "$$python310" -m venv $(BOT_VENV) || exit 1; \
+	fi
+	$(BOT_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
+	@echo "Installing the bot environment's pinned requirements (a few minutes the first time)"
+	set -o pipefail; $(BOT_VENV)/bin/python -m pip install --quiet -r requirements/bot.in -c requirements/bot.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $@
+
+$(BACKEND_STAMP): requirements/backend.in requirements/backend.lock pyproject.toml
+	@if [ ! -x $(BACKEND_VENV)/bin/python ]; then \
+	  echo "Creating the backend environment ($(BACKEND_VENV), $(PYTHON311))"; \
+	  $(PYTHON311) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: the CRM backend needs Python 3.11 or newer; set PYTHON311=/path/to/python3.11." >&2; exit 1; }; \
+	  $(PYTHON311) -m venv $(BACKEND_VENV) || exit 1; \
+	fi
+	@echo "Installing the backend environment's pinned requirements"
+	set -o pipefail; $(BACKEND_VENV)/bin/python -m pip install --quiet -r requirements/backend.in -c requirements/backend.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	set -o pipefail; $(BACKEND_VENV)/bin/python -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $@
+
+train: $(BOT_STAMP)
+	@scripts/train_if_changed.sh
+
+run: setup train
+	@scripts/run_stack.sh
+
+test: setup train test-backend test-actions test-bot test-e2e
+	@echo "make test: every suite passed"
+
+test-backend: $(BACKEND_STAMP)
+	$(BACKEND_VENV)/bin/python -m pytest tests/backend -q
+
+test-actions: $(BOT_STAMP)
+	$(BOT_VENV)/bin/python -m pytest tests/actions -q
+
+test-bot: $(BOT_STAMP) train
+	scripts/test_bot.sh
+
+test-e2e: setup train
+	$(BACKEND_VENV)/bin/python -m pytest tests/e2e -q
+
+clean:
+	rm -rf .venv models/*.tar.gz models/fingerprint var results .rasa

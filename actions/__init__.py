@@ -1,0 +1,1 @@
+"""Custom actions of the Northwind Goods assistant (run by `rasa run actions`)."""

@@ -1,0 +1,112 @@
+"""The one way the bot reaches the CRM backend: over HTTP, with the bot's API key.
+
+Actions never build URLs themselves; they call a method here. Every method
+either returns data or raises ``CRMUnavailable`` (network trouble, timeouts,
+5xx) / ``CRMError`` (the CRM refused the request), so an action can tell the
+customer something honest instead of crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CRM_URL = "http://127.0.0.1:8000"
+API_PREFIX = "/api/v1"
+
+
+class CRMError(Exception):
+    """The CRM answered, but refused the request (a 4xx other than 404)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]):
+        self.status = status
+        self.problem = problem
+        super().__init__(f"CRM answered {status}: {problem.get('detail') or problem.get('title')}")
+
+
+class CRMUnavailable(Exception):
+    """The CRM could not be reached in time, or failed on its side."""
+
+
+def _read_api_key() -> str:
+    """The bot's key: ``CRM_API_KEY``, else the file named by ``CRM_API_KEY_FILE``."""
+    key = os.environ.get("CRM_API_KEY", "").strip()
+    if key:
+        return key
+    key_file = os.environ.get("CRM_API_KEY_FILE", "").strip()
+    if key_file and Path(key_file).is_file():
+        return Path(key_file).read_text(encoding="utf-8").strip()
+    return ""
+
+
+class CRMClient:
+    """Async client for the CRM's REST API (DESIGN "CRM API")."""
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 3.0,
+        retries: int = 2,
+        transport: Optional[httpx.AsyncBaseTransport] = None,
+    ):
+        self.base_url = (base_url or os.environ.get("CRM_URL") or DEFAULT_CRM_URL).rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self._transport = transport
+
+    @property
+    def api_key(self) -> str:
+        # Read lazily so the action server can start before `make run` has
+        # written the key file.
+        if not self._api_key:
+            self._api_key = _read_api_key()
+        return self._api_key
+
+    async def _get(self, path: str, params: Optional[dict[str, Any]] = None) -> Optional[dict]:
+        """GET with retries (GETs are idempotent); ``None`` for a 404."""
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        last_error: Optional[Exception] = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(0.2 * 2 ** (attempt - 1))
+            try:
+                async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as http:
+                    response = await http.get(
+                        url, params=params, headers={"Authorization": f"Bearer {self.api_key}"}
+                    )
+            except httpx.HTTPError as error:
+                last_error = error
+                continue
+            if response.status_code >= 500:
+                last_error = CRMUnavailable(f"CRM answered {response.status_code} for GET {path}")
+                continue
+            if response.status_code == 404:
+                return None
+            if response.status_code >= 400:
+                raise CRMError(response.status_code, _problem(response))
+            return response.json()
+        logger.warning("CRM unreachable for GET %s: %s", path, last_error)
+        raise CRMUnavailable(str(last_error))
+
+    async def find_customer_by_email(self, email: str) -> Optional[dict]:
+        """The customer with this email address, or ``None`` if the CRM has none."""
+        page = await self._get("/customers", params={"email": email, "limit": 1})
+        items = (page or {}).get("items") or []
+        return items[0] if items else None
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"title": response.reason_phrase, "status": response.status_code}
+    return body if isinstance(body, dict) else {"detail": str(body)}

@@ -1,0 +1,39 @@
+"""CRM backend of the Northwind helpdesk assistant.
+
+Serve with ``gunicorn 'crm_backend:create_app()'``; manage with ``crm``.
+"""
+
+from apiflask import APIFlask
+
+__version__ = "0.1.0"
+API_TITLE = "Northwind Helpdesk CRM API"
+
+
+def create_app(test_config: dict | None = None) -> APIFlask:
+    from . import commands, db, health, problems
+    from .config import settings_from_env
+    from .customers import bp as customers_bp
+    from .openapi import CRMApp
+
+    app = CRMApp(
+        __name__,
+        title=API_TITLE,
+        version=__version__,
+        spec_path="/api/v1/openapi.json",
+        docs_path="/api/docs",
+    )
+    app.config.update(settings_from_env())
+    app.config.update(
+        # Unknown-field and bad-value errors are the client's fault: 422.
+        VALIDATION_ERROR_STATUS_CODE=422,
+        INFO={"description": "System of record for customers of the helpdesk assistant."},
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    problems.init_app(app)
+    db.init_app(app)
+    health.init_app(app)
+    app.register_blueprint(customers_bp)
+    commands.init_app(app)
+    return app

@@ -1,0 +1,130 @@
+"""`crm ...` commands, registered on the app so they run in its context.
+
+Failures are one sentence and exit code 1 (click.ClickException), never a
+traceback.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import api_keys, migrate, seed
+from .db import get_engine, get_session
+
+
+def _database_label() -> str:
+    return get_engine().url.render_as_string(hide_password=True)
+
+
+def require_current_schema() -> None:
+    try:
+        with get_engine().connect() as connection:
+            current = migrate.current_revisions(connection)
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot reach the database at {_database_label()}: {error.__class__.__name__}") from error
+    if not current:
+        raise click.ClickException("database is not initialised; run `crm init-db`")
+    if current != migrate.head_revisions():
+        raise click.ClickException("database schema is out of date; run `crm init-db`")
+
+
+def _parse_scopes(values: tuple[str, ...]) -> list[str]:
+    scopes = [scope.strip() for value in values for scope in value.split(",") if scope.strip()]
+    if not scopes:
+        raise click.ClickException(
+            f"give at least one scope with --scopes (known: {', '.join(sorted(api_keys.KNOWN_SCOPES))})"
+        )
+    try:
+        return api_keys.validate_scopes(scopes)
+    except api_keys.UnknownScopeError as error:
+        raise click.ClickException(str(error)) from error
+
+
+scopes_option = click.option(
+    "--scopes",
+    "scopes",
+    multiple=True,
+    metavar="SCOPE[,SCOPE...]",
+    help="Scope to grant; repeat the option or separate with commas.",
+)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    try:
+        migrate.upgrade_to_head(get_engine())
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot migrate the database at {_database_label()}: {error.__class__.__name__}") from error
+    heads = ", ".join(sorted(migrate.head_revisions()))
+    click.echo(f"Database {_database_label()} is at the latest schema (revision {heads}).")
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo() -> None:
+    """Add the demo shop's customers that are missing (safe to run again)."""
+    require_current_schema()
+    added, kept = seed.seed_customers(get_session())
+    click.echo(f"Demo customers: {added} added, {kept} already present.")
+
+
+@click.command("create-api-key")
+@with_appcontext
+@click.argument("name")
+@scopes_option
+def create_api_key(name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    granted = _parse_scopes(scopes)
+    require_current_schema()
+    _, plain_key = api_keys.create_api_key(get_session(), name, granted)
+    click.echo(f"Created API key {name!r} with scopes {' '.join(granted)}. It is shown only now:")
+    click.echo(plain_key)
+
+
+@click.command("ensure-api-key")
+@with_appcontext
+@click.argument("name")
+@click.option("--file", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@scopes_option
+def ensure_api_key(name: str, key_file: Path, scopes: tuple[str, ...]) -> None:
+    """Keep the key in FILE if it works here, else create one and write it there."""
+    granted = _parse_scopes(scopes)
+    require_current_schema()
+    session = get_session()
+    existing = None
+    if key_file.is_file():
+        existing = api_keys.find_active_key(session, key_file.read_text(encoding="utf-8").strip())
+    if existing is not None and all(api_keys.grants(existing.scopes, scope) for scope in granted):
+        click.echo(f"API key in {key_file} is valid; kept it.")
+        return
+    if existing is not None:
+        # It lacks a scope that is now wanted; replace it rather than widen it.
+        api_keys.revoke(session, existing)
+    api_key, plain_key = api_keys.create_api_key(session, name, granted)
+    _write_secret(key_file, plain_key)
+    click.echo(f"Created API key {name!r} (prefix {api_key.prefix}) and wrote it to {key_file}.")
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` readable by the owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(secret + "\n")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_db, seed_demo, create_api_key, ensure_api_key):
+        app.cli.add_command(command)

@@ -1,0 +1,126 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+import json
+from http import HTTPStatus
+
+from apiflask import APIFlask, HTTPError, Schema
+from apiflask.fields import Integer, List, Nested, String
+from flask import Response
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+# Werkzeug's wording mentions servers and browsers; say what the client can do.
+DEFAULT_DETAILS = {
+    400: "The request could not be understood.",
+    401: "A valid API key is required: send `Authorization: Bearer <key>`.",
+    403: "This API key is not allowed to do this.",
+    404: "The requested resource does not exist.",
+    405: "This method is not allowed on this resource.",
+    413: "The request body is too large.",
+    422: "The request has invalid fields.",
+    500: "An unexpected error happened; it has been logged.",
+    503: "The service is not ready.",
+}
+
+
+class Problem(Schema):
+    type = String(required=True, metadata={"example": "about:blank"})
+    title = String(required=True)
+    status = Integer(required=True)
+    detail = String(required=True)
+
+
+class FieldError(Schema):
+    # "in" is a Python keyword, hence data_key.
+    in_ = String(data_key="in", required=True, metadata={"description": "query, json, ..."})
+    field = String(required=True)
+    message = String(required=True)
+
+
+class ValidationProblem(Problem):
+    errors = List(Nested(FieldError), required=True)
+
+
+def problem(status: int, detail: str | None = None, headers=None, **extensions) -> Response:
+    """A problem+json response; ``extensions`` become extra members."""
+    title = HTTPStatus(status).phrase
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail or DEFAULT_DETAILS.get(status, title),
+        **extensions,
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    for name, value in (headers or {}).items():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def field_errors(detail: dict) -> list[dict]:
+    """Flatten webargs' ``{location: {field: [messages]}}`` into a list."""
+    errors = []
+
+    def walk(location: str, prefix: str, messages) -> None:
+        if isinstance(messages, dict):
+            for key, value in messages.items():
+                walk(location, f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            for message in messages if isinstance(messages, list) else [messages]:
+                errors.append({"in": location, "field": prefix, "message": str(message)})
+
+    for location, fields in detail.items():
+        walk(location, "", fields)
+    return errors
+
+
+def _from_http_error(error: HTTPError) -> Response:
+    status = error.status_code
+    if status == 422 and isinstance(error.detail, dict) and error.detail:
+        errors = field_errors(error.detail)
+        names = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        return problem(status, f"Invalid field(s): {names}.", error.headers, errors=errors)
+    if isinstance(error.detail, str) and error.detail:
+        detail = error.detail
+    elif error.message and error.message != HTTPStatus(status).phrase:
+        detail = error.message
+    else:
+        detail = None
+    return problem(status, detail, error.headers, **(error.extra_data or {}))
+
+
+def _from_werkzeug(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = dict(error.get_headers())
+    if isinstance(error, InternalServerError):
+        # Flask has already logged the traceback; the client gets none of it.
+        return problem(500, headers=headers)
+    data = getattr(error, "data", None) or {}
+    if status == 400 and "json" in data.get("messages", {}):
+        return problem(400, "The request body is not valid JSON.", headers)
+    return problem(status, headers=headers)
+
+
+def _document_problem_media_type(spec: dict) -> dict:
+    """Error responses in the OpenAPI document carry problem+json, like the real ones."""
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):  # path-level "parameters" list
+                continue
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_MIMETYPE] = content.pop("application/json")
+    return spec
+
+
+def init_app(app: APIFlask) -> None:
+    app.config["HTTP_ERROR_SCHEMA"] = Problem
+    app.config["VALIDATION_ERROR_SCHEMA"] = ValidationProblem
+    app.spec_processor(_document_problem_media_type)
+    app.error_processor(_from_http_error)
+    # Replaces APIFlask's own werkzeug handler, which loses why a 400
+    # happened (webargs' "invalid JSON") and cannot tell a 500 apart.
+    app.register_error_handler(HTTPException, _from_werkzeug)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The bot's own checks: Rasa's data validation and the test stories.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+results=var/test-results
+mkdir -p "$results"
+
+echo "rasa data validate"
+.venv/bot/bin/rasa data validate --fail-on-warnings --quiet
+
+echo "rasa test core on tests/stories"
+.venv/bot/bin/rasa test core --model models/helpdesk.tar.gz --stories tests/stories \
+  --out "$results/core" --fail-on-prediction-errors --quiet
+.venv/bot/bin/python - "$results/core/story_report.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))["conversation_accuracy"]
+print(f"test stories: {report['correct']}/{report['total']} conversations predicted correctly")
+sys.exit(report["correct"] != report["total"])
+PY

@@ -1,0 +1,66 @@
+"""Fixtures: a fresh SQLite database per test, migrated with the real Alembic scripts."""
+
+import pytest
+
+from crm_backend import api_keys, create_app, migrate
+from crm_backend.db import get_engine, get_session
+from crm_backend.models import Customer
+
+
+def _make_app(tmp_path, **config):
+    return create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}", **config})
+
+
+@pytest.fixture
+def unmigrated_app(tmp_path):
+    app = _make_app(tmp_path)
+    yield app
+    with app.app_context():
+        get_engine().dispose()
+
+
+@pytest.fixture
+def app(unmigrated_app):
+    with unmigrated_app.app_context():
+        migrate.upgrade_to_head(get_engine())
+    return unmigrated_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_key(app):
+    """Create an API key with the given scopes and return its plain text."""
+
+    def make(*scopes: str, name: str = "test") -> str:
+        with app.app_context():
+            _, plain_key = api_keys.create_api_key(get_session(), name, list(scopes))
+        return plain_key
+
+    return make
+
+
+@pytest.fixture
+def bearer(make_key):
+    """Authorization headers for a key with the given scopes."""
+
+    def headers(*scopes: str) -> dict:
+        return {"Authorization": f"Bearer {make_key(*scopes)}"}
+
+    return headers
+
+
+@pytest.fixture
+def add_customers(app):
+    def add(*people: tuple[str, str]) -> list[int]:
+        with app.app_context():
+            session = get_session()
+            customers = [Customer(name=name, email=email) for name, email in people]
+            session.add_all(customers)
+            session.commit()
+            return [customer.id for customer in customers]
+
+    return add

@@ -1,0 +1,149 @@
+"""Starts the real stack (scripts/run_stack.sh, the same path as `make run`)
+on free ports with a temporary var/ directory, and stops it like Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+READY_LINE = "All services are healthy."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Stack:
+    var_dir: Path
+    crm_port: int = field(default_factory=free_port)
+    rasa_port: int = field(default_factory=free_port)
+    actions_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def crm_url(self) -> str:
+        return f"http://127.0.0.1:{self.crm_port}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def rasa_token(self) -> str:
+        return (self.var_dir / "rasa_token").read_text().strip()
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.crm_port, self.rasa_port, self.actions_port]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def start(self, timeout: float = 300) -> "Stack":
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL")
+        }
+        env.update(
+            VAR_DIR=str(self.var_dir),
+            CRM_PORT=str(self.crm_port),
+            RASA_PORT=str(self.rasa_port),
+            ACTIONS_PORT=str(self.actions_port),
+            CRM_WORKERS="1",
+            READY_TIMEOUT=str(int(timeout)),
+        )
+        self.log_path = self.var_dir.parent / f"{self.var_dir.name}-stack.log"
+        log = self.log_path.open("wb")
+        # Its own process group, so a signal to the group is what Ctrl-C in a
+        # terminal does.
+        self.process = subprocess.Popen(
+            [str(REPO / "scripts" / "run_stack.sh")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout + 30
+        while time.monotonic() < deadline:
+            if READY_LINE in self.log():
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the stack exited with {self.process.returncode}:\n{self.log()[-6000:]}")
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"the stack was not ready in {timeout:.0f} s:\n{self.log()[-6000:]}")
+
+    def interrupt(self, timeout: float = 30) -> int:
+        """Ctrl-C: SIGINT to the foreground process group; returns the exit code."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.interrupt()
+        except subprocess.TimeoutExpired:
+            for pid in descendants(self.process.pid) | {self.process.pid}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def say(self, sender: str, message: str, **extra) -> list[dict]:
+        """One message over Rasa's REST channel; the bot's replies."""
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message, **extra},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()

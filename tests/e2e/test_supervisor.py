@@ -1,0 +1,36 @@
+"""`make run`'s supervisor: Ctrl-C stops every process it started, and a
+second start on the same var/ keeps the data, the token and the bot's key."""
+
+import sqlite3
+
+from tests.e2e.stack import Stack, alive, descendants, port_is_open
+
+
+def test_ctrl_c_stops_everything_and_a_restart_keeps_the_state(tmp_path):
+    var_dir = tmp_path / "var"
+    first = Stack(var_dir=var_dir).start()
+    try:
+        processes = descendants(first.process.pid)
+        key = (var_dir / "crm_api_key").read_text()
+        token = first.rasa_token
+        assert first.say("ada@example.com", "hi")
+    finally:
+        first.stop()
+
+    assert first.process.returncode is not None
+    assert [pid for pid in processes if alive(pid)] == [], "processes left running after Ctrl-C"
+    assert not any(port_is_open(port) for port in first.ports)
+
+    second = Stack(var_dir=var_dir).start()
+    try:
+        assert (var_dir / "crm_api_key").read_text() == key
+        assert second.rasa_token == token
+        with sqlite3.connect(var_dir / "crm.db") as db:
+            (customers,) = db.execute(
+                "SELECT count(*) FROM customers WHERE email = 'ada@example.com'"
+            ).fetchone()
+        assert customers == 1
+        assert "Hi Ada" in " ".join(r.get("text", "") for r in second.say("ada@example.com", "hello"))
+    finally:
+        second.stop()
+    assert not any(port_is_open(port) for port in second.ports)
