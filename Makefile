@@ -27,6 +27,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make setup  create/update the two Python environments"
 	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
+	@echo "           and the need classifier if data/needs/train.csv or its code changed"
 	@echo "make clean  remove environments, trained models and var/"
 
 setup: $(BOT_STAMP) $(BACKEND_STAMP)
@@ -53,8 +54,9 @@ $(BACKEND_STAMP): requirements/backend.in requirements/backend.lock pyproject.to
 	set -o pipefail; $(BACKEND_VENV)/bin/python -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	@touch $@
 
-train: $(BOT_STAMP)
+train: $(BOT_STAMP) $(BACKEND_STAMP)
 	@scripts/train_if_changed.sh
+	@scripts/train_needs_if_changed.sh
 
 run: setup train
 	@scripts/run_stack.sh
@@ -69,10 +71,11 @@ test-actions: $(BOT_STAMP)
 	$(BOT_VENV)/bin/python -m pytest tests/actions -q
 
 test-bot: $(BOT_STAMP) train
+	$(BOT_VENV)/bin/python -m pytest tests/bot -q
 	scripts/test_bot.sh
 
 test-e2e: setup train
 	$(BACKEND_VENV)/bin/python -m pytest tests/e2e -q
 
 clean:
-	rm -rf .venv models/*.tar.gz models/fingerprint var results .rasa
+	rm -rf .venv models/*.tar.gz models/fingerprint models/needs.skops models/needs.fingerprint var results .rasa

@@ -9,12 +9,17 @@ mkdir -p "$results"
 echo "rasa data validate"
 .venv/bot/bin/rasa data validate --fail-on-warnings --quiet
 
-echo "rasa test core on tests/stories"
+echo "rasa test core --e2e on tests/stories (NLU parses each message, then the policies predict)"
 .venv/bot/bin/rasa test core --model models/helpdesk.tar.gz --stories tests/stories \
-  --out "$results/core" --fail-on-prediction-errors --quiet
+  --out "$results/core" --e2e --fail-on-prediction-errors --quiet
 .venv/bot/bin/python - "$results/core/story_report.json" <<'PY'
 import json, sys
+from pathlib import Path
 report = json.load(open(sys.argv[1]))["conversation_accuracy"]
+failed = (Path(sys.argv[1]).parent / "failed_test_stories.yml").read_text()
 print(f"test stories: {report['correct']}/{report['total']} conversations predicted correctly")
+if "None of the test stories failed" not in failed:
+    print(failed)
+    sys.exit(1)
 sys.exit(report["correct"] != report["total"])
 PY

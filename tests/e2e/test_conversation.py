@@ -91,3 +91,14 @@ def test_every_service_reports_healthy(stack):
     assert requests.get(f"http://127.0.0.1:{stack.actions_port}/health", timeout=10).status_code == 200
     status = requests.get(f"{stack.rasa_url}/status", params={"token": stack.rasa_token}, timeout=10)
     assert status.json()["model_file"].endswith("helpdesk.tar.gz")
+
+
+def test_faq_questions_get_the_shops_answers(stack):
+    answers = {
+        "how much does delivery cost?": "£3.95",
+        "do you accept paypal?": "PayPal",
+        "what is your return policy?": "30 days",
+        "when is customer service open?": "Monday to Friday",
+    }
+    for question, expected in answers.items():
+        assert expected in texts(stack.say("visitor-faq", question)), question

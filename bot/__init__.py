@@ -1,0 +1,1 @@
+"""Code that runs inside the Rasa server process (bot environment, Python 3.10)."""

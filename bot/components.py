@@ -1,0 +1,110 @@
+"""DIET, ResponseSelector and TED that load a trained model in seconds.
+
+Rasa 3.6 rebuilds each TensorFlow model at load time by fitting it on one
+example before reading the saved weights. It runs that one-step fit as a
+traced ``tf.function``, which on this 2-core machine costs 15–25 s per model
+(measured: 52 s for DIET + TED, see docs/benchmarks.md) and is thrown away
+right after. Fitting that single example eagerly creates the same variables
+in a fraction of a second; the saved weights then replace them exactly as
+before, and prediction is still traced once, as in stock Rasa.
+
+Training is untouched: these classes differ from Rasa's only in ``load``.
+``tests/e2e`` and ``rasa test`` run through them, and
+``tests/bot/test_fast_loading.py`` checks that both load paths predict the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Text, Type
+
+import tensorflow as tf
+from rasa.core.policies.ted_policy import TED, TEDPolicy
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
+from rasa.nlu.selectors.response_selector import DIET2BOW, DIET2DIET, ResponseSelector
+from rasa.utils.tensorflow.constants import LEARNING_RATE
+from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+from rasa.utils.tensorflow.model_data import RasaModelData
+from rasa.utils.tensorflow.models import RasaModel
+
+
+class EagerBuildMixin:
+    """Replaces ``RasaModel.load``: build the variables eagerly, then restore."""
+
+    @classmethod
+    def load(
+        cls,
+        model_file_name: Text,
+        model_data_example: RasaModelData,
+        predict_data_example: Optional[RasaModelData] = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> RasaModel:
+        if finetune_mode:
+            # Further training wants the optimizer state as Rasa restores it.
+            return super().load(  # type: ignore[misc]
+                model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs
+            )
+        model = cls(*args, **kwargs)
+        learning_rate = kwargs.get("config", {}).get(LEARNING_RATE, 0.001)
+        # Eager only for this throw-away step that sizes the weights.
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), run_eagerly=True)
+        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        # The checkpoint also holds optimizer slots and training-only
+        # variables that prediction never creates; that is expected.
+        model.load_weights(model_file_name).expect_partial()
+        if predict_data_example:
+            model.run_inference(predict_data_example)
+        return model
+
+
+class FastLoadingDIET(EagerBuildMixin, DIET):
+    pass
+
+
+class FastLoadingDIET2BOW(EagerBuildMixin, DIET2BOW):
+    pass
+
+
+class FastLoadingDIET2DIET(EagerBuildMixin, DIET2DIET):
+    pass
+
+
+class FastLoadingTED(EagerBuildMixin, TED):
+    pass
+
+
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
+    ],
+    is_trainable=True,
+)
+class FastLoadingDIETClassifier(DIETClassifier):
+    """Rasa's DIETClassifier with a fast ``load``."""
+
+    @staticmethod
+    def model_class() -> Type[RasaModel]:
+        return FastLoadingDIET
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class FastLoadingResponseSelector(ResponseSelector):
+    """Rasa's ResponseSelector with a fast ``load``."""
+
+    @staticmethod
+    def model_class(use_text_as_label: bool) -> Type[RasaModel]:  # type: ignore[override]
+        return FastLoadingDIET2DIET if use_text_as_label else FastLoadingDIET2BOW
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.POLICY_WITH_END_TO_END_SUPPORT, is_trainable=True
+)
+class FastLoadingTEDPolicy(TEDPolicy):
+    """Rasa's TEDPolicy with a fast ``load``."""
+
+    @staticmethod
+    def model_class() -> Type[TED]:
+        return FastLoadingTED
