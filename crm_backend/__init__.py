@@ -10,7 +10,7 @@ API_TITLE = "Northwind Helpdesk CRM API"
 
 
 def create_app(test_config: dict | None = None) -> APIFlask:
-    from . import commands, db, health, problems
+    from . import api, commands, db, health, problems
     from .config import settings_from_env
     from .customers import bp as customers_bp
     from .openapi import CRMApp
@@ -35,5 +35,9 @@ def create_app(test_config: dict | None = None) -> APIFlask:
     db.init_app(app)
     health.init_app(app)
     app.register_blueprint(customers_bp)
+    from . import classifier
+
+    classifier.init_app(app)
+    api.init_app(app)
     commands.init_app(app)
     return app

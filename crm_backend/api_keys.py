@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .db import utcnow
 from .models import ApiKey
 
@@ -64,14 +65,20 @@ def parse_prefix(plain_key: str) -> str | None:
     return parts[1]
 
 
-def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+AUDIT_FIELDS = ("name", "prefix", "scopes", "revoked_at")
+
+
+def create_api_key(session: Session, name: str, scopes: list[str], commit: bool = True) -> tuple[ApiKey, str]:
     """Store a new key and return it with its plain text, which is never stored."""
     scopes = validate_scopes(scopes)
     prefix = secrets.token_hex(4)
     plain_key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(plain_key), scopes=scopes)
     session.add(api_key)
-    session.commit()
+    session.flush()
+    audit.record(session, "api_key.created", "api_key", api_key.id, None, audit.snapshot(api_key, AUDIT_FIELDS))
+    if commit:
+        session.commit()
     return api_key, plain_key
 
 
@@ -97,6 +104,9 @@ def touch(session: Session, api_key: ApiKey) -> None:
     session.commit()
 
 
-def revoke(session: Session, api_key: ApiKey) -> None:
+def revoke(session: Session, api_key: ApiKey, commit: bool = True) -> None:
+    before = audit.snapshot(api_key, AUDIT_FIELDS)
     api_key.revoked_at = utcnow()
-    session.commit()
+    audit.record(session, "api_key.revoked", "api_key", api_key.id, *audit.changed(before, audit.snapshot(api_key, AUDIT_FIELDS)))
+    if commit:
+        session.commit()

@@ -73,6 +73,38 @@ def seed_demo() -> None:
     require_current_schema()
     added, kept = seed.seed_customers(get_session())
     click.echo(f"Demo customers: {added} added, {kept} already present.")
+    tickets_added, tickets_kept = seed.seed_tickets(get_session())
+    click.echo(f"Demo tickets: {tickets_added} added, {tickets_kept} already present.")
+    agent_state = "added" if seed.seed_agent(get_session()) else "already present"
+    click.echo(f"Demo agent {seed.DEMO_AGENT_EMAIL} (password {seed.DEMO_AGENT_PASSWORD}): {agent_state}.")
+
+
+@click.command("create-agent")
+@with_appcontext
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters.")
+@click.option("--name", default=None, help="Display name (default: the e-mail's local part).")
+@click.option("--admin", "is_admin", is_flag=True, help="Let the agent manage agents and API keys.")
+def create_agent(email: str, password: str, name: str | None, is_admin: bool) -> None:
+    """Create a support agent who can log in to the console."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from .agents import service as agents
+    from .problems import ApiProblem
+
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise click.ClickException(f"{email!r} is not an e-mail address: {error}") from error
+    require_current_schema()
+    session = get_session()
+    try:
+        agent = agents.create_agent(session, email=email, password=password, name=name, is_admin=is_admin)
+    except ApiProblem as error:
+        raise click.ClickException(error.detail) from error
+    session.commit()
+    role = "admin agent" if agent.is_admin else "agent"
+    click.echo(f"Created {role} {agent.email} (id {agent.id}).")
 
 
 @click.command("create-api-key")
@@ -126,5 +158,5 @@ def _write_secret(path: Path, secret: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_db, seed_demo, create_api_key, ensure_api_key):
+    for command in (init_db, seed_demo, create_agent, create_api_key, ensure_api_key):
         app.cli.add_command(command)

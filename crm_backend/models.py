@@ -3,8 +3,8 @@
 import re
 from datetime import datetime
 
-from sqlalchemy import JSON, String
-from sqlalchemy.orm import Mapped, mapped_column, validates
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import Base, UTCDateTime, utcnow
 
@@ -56,3 +56,156 @@ class ApiKey(Base):
 
     def __repr__(self) -> str:
         return f"<ApiKey {self.prefix} {self.name}>"
+
+
+TICKET_STATUSES = ("open", "pending", "on_hold", "solved", "closed")
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+TICKET_CHANNELS = ("chat", "email", "phone", "web", "api")
+COMMENT_AUTHOR_TYPES = ("customer", "agent", "bot", "integration")
+CATEGORY_SOURCES = ("classifier", "manual")
+TICKET_NUMBER_PREFIX = "TCK-"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # argon2id hash (argon2-cffi's PasswordHasher); never the password.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @validates("email")
+    def _normalise_email(self, key: str, email: str) -> str:
+        return normalise_email(email)
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.id} {self.email}>"
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        CheckConstraint(_in("priority", TICKET_PRIORITIES), name="priority"),
+        CheckConstraint(_in("channel", TICKET_CHANNELS), name="channel"),
+        CheckConstraint(_in("category_source", CATEGORY_SOURCES), name="category_source"),
+    )
+
+    # The human number TCK-000123 is the id formatted: unique by construction,
+    # even with concurrent writers, and needs no second write.
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    category: Mapped[str] = mapped_column(String(64), default="other", index=True)
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    # "manual" once an agent corrected it: such rows feed the next training run.
+    category_source: Mapped[str] = mapped_column(String(16), default="classifier")
+    channel: Mapped[str] = mapped_column(String(16), default="api")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    assignee: Mapped[Agent | None] = relationship(lazy="joined")
+    comments: Mapped[list["Comment"]] = relationship(
+        back_populates="ticket", order_by="Comment.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def number(self) -> str:
+        return format_ticket_number(self.id)
+
+    @property
+    def customer_email(self) -> str:
+        return self.customer.email
+
+    @property
+    def assignee_email(self) -> str | None:
+        return self.assignee.email if self.assignee is not None else None
+
+    def __repr__(self) -> str:
+        return f"<Ticket {self.number} {self.status}>"
+
+
+def format_ticket_number(ticket_id: int) -> str:
+    return f"{TICKET_NUMBER_PREFIX}{ticket_id:06d}"
+
+
+def parse_ticket_reference(reference: str) -> int | None:
+    """The id in ``"123"`` or ``"TCK-000123"`` (any case), or None."""
+    text = reference.strip()
+    if text.upper().startswith(TICKET_NUMBER_PREFIX):
+        text = text[len(TICKET_NUMBER_PREFIX):]
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    number = int(text)
+    return number if number > 0 else None
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    __table_args__ = (CheckConstraint(_in("author_type", COMMENT_AUTHOR_TYPES), name="author_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    author_type: Mapped[str] = mapped_column(String(16))
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    # Internal notes are for agents only; public comments may reach the customer.
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="comments")
+
+    @property
+    def ticket_number(self) -> str:
+        return format_ticket_number(self.ticket_id)
+
+
+class AuditEvent(Base):
+    """Who changed what, with the entity before and after (JSON snapshots)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # api_key, agent or cli; actor_id is that row's id (None for cli).
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column()
+    actor_name: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column()
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a creating POST, replayed for retries with the same key."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("api_key_id", "key", name="uq_idempotency_records_api_key_id_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    # sha256 of method, path and canonical JSON body: a reused key with a
+    # different request is refused instead of replayed.
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column()
+    response_body: Mapped[str] = mapped_column(Text)
+    response_location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

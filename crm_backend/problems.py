@@ -6,6 +6,7 @@ from http import HTTPStatus
 from apiflask import APIFlask, HTTPError, Schema
 from apiflask.fields import Integer, List, Nested, String
 from flask import Response
+from marshmallow import INCLUDE
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -17,14 +18,20 @@ DEFAULT_DETAILS = {
     403: "This API key is not allowed to do this.",
     404: "The requested resource does not exist.",
     405: "This method is not allowed on this resource.",
+    409: "The request conflicts with the current state of the resource.",
     413: "The request body is too large.",
     422: "The request has invalid fields.",
+    429: "Too many requests; wait as long as the Retry-After header says.",
     500: "An unexpected error happened; it has been logged.",
     503: "The service is not ready.",
 }
 
 
 class Problem(Schema):
+    class Meta:
+        # RFC 9457 extension members (errors, checks, allowed_statuses, ...).
+        unknown = INCLUDE
+
     type = String(required=True, metadata={"example": "about:blank"})
     title = String(required=True)
     status = Integer(required=True)
@@ -57,6 +64,31 @@ def problem(status: int, detail: str | None = None, headers=None, **extensions) 
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+class ApiProblem(Exception):
+    """Raised by service functions for errors the client can act on.
+
+    Business rules live outside the views, so they raise this instead of
+    building responses; the app turns it into problem+json.
+    """
+
+    def __init__(self, status: int, detail: str, **extensions):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.extensions = extensions
+
+
+def field_problem(field: str, message: str, location: str = "json") -> ApiProblem:
+    """A 422 naming one field, shaped like the validation errors."""
+    return ApiProblem(
+        422, f"Invalid field(s): {field}.", errors=[{"in": location, "field": field, "message": message}]
+    )
+
+
+def _from_api_problem(error: ApiProblem) -> Response:
+    return problem(error.status, error.detail, **error.extensions)
 
 
 def field_errors(detail: dict) -> list[dict]:
@@ -124,3 +156,4 @@ def init_app(app: APIFlask) -> None:
     # Replaces APIFlask's own werkzeug handler, which loses why a 400
     # happened (webargs' "invalid JSON") and cannot tell a 500 apart.
     app.register_error_handler(HTTPException, _from_werkzeug)
+    app.register_error_handler(ApiProblem, _from_api_problem)

@@ -1,31 +1,8 @@
-import base64
-import binascii
-
 from apiflask import Schema
 from apiflask.fields import DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, Range
-from marshmallow import ValidationError, fields
 
-from ..schemas import QuerySchema
-
-
-class Cursor(fields.Field):
-    """An opaque page cursor; clients pass back what they were given."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return base64.urlsafe_b64encode(f"after:{value}".encode()).decode().rstrip("=")
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            label, _, after_id = raw.partition(":")
-            if label != "after" or not after_id.isdigit():
-                raise ValueError(raw)
-        except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-            raise ValidationError("Invalid cursor; pass back a next_cursor from a previous page.") from error
-        return int(after_id)
+from ..schemas import Cursor, EmailAddress, PhoneNumber, QuerySchema  # noqa: F401  (Cursor re-exported)
 
 
 class CustomerQuery(QuerySchema):
@@ -47,3 +24,15 @@ class CustomerOut(Schema):
 class CustomerPage(Schema):
     items = List(Nested(CustomerOut), required=True)
     next_cursor = Cursor(allow_none=True, metadata={"type": "string"})
+
+
+class CustomerIn(Schema):
+    name = String(required=True, validate=Length(1, 200))
+    email = EmailAddress(required=True, validate=Length(max=320))
+    phone = PhoneNumber(allow_none=True, load_default=None)
+
+
+class CustomerPatch(Schema):
+    name = String(validate=Length(1, 200))
+    email = EmailAddress(validate=Length(max=320))
+    phone = PhoneNumber(allow_none=True)

@@ -64,3 +64,55 @@ def add_customers(app):
             return [customer.id for customer in customers]
 
     return add
+
+
+@pytest.fixture
+def fake_classifier(monkeypatch):
+    """Replace the need classifier with a keyword rule; returns the texts it was asked about."""
+    from crm_backend import classifier
+
+    seen: list[str] = []
+
+    def classify(text: str):
+        seen.append(text)
+        label, confidence = ("refund", 0.91) if "refund" in text.lower() else ("order_status", 0.55)
+        return classifier.Prediction(label=label, confidence=confidence, top=[(label, confidence)])
+
+    monkeypatch.setattr(classifier, "classify", classify)
+    return seen
+
+
+@pytest.fixture
+def no_classifier(monkeypatch):
+    """A need classifier with no model loaded."""
+    from crm_backend import classifier
+
+    def classify(text: str):
+        raise classifier.ClassifierUnavailable("no model")
+
+    monkeypatch.setattr(classifier, "classify", classify)
+
+
+@pytest.fixture
+def run_cli(app):
+    """Run a `crm` command in the test app; returns click's result."""
+    runner = app.test_cli_runner()
+
+    def invoke(*args: str):
+        return runner.invoke(args=list(args))
+
+    return invoke
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_repo_need_model(tmp_path_factory):
+    """Apps in tests never load the repo's trained models/needs.skops (slow,
+    and would make results depend on a local training run); classifier tests
+    point NEED_MODEL_PATH at a model of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEED_MODEL_PATH", str(tmp_path_factory.mktemp("no-need-model") / "needs.skops"))
+        yield
+
+
+# Session-scoped need models for the classifier tests (fitted once).
+from classifier_fixtures import demo_model, demo_model_path, tiny_model  # noqa: E402, F401

@@ -5,11 +5,15 @@ def test_healthz_answers_without_a_database(unmigrated_app):
     assert response.json == {"status": "ok"}
 
 
-def test_readyz_is_ready_when_the_schema_is_at_head(client):
+def test_readyz_is_ready_when_the_schema_is_at_head(app, client):
+    from crm_backend.health import register_check
+
+    # Stands in for a loaded need model (test_classifier_api.py uses a real one).
+    register_check(app, "classifier", lambda: None)
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    assert response.json == {"status": "ready", "checks": {"database": "ok", "migrations": "ok", "classifier": "ok"}}
 
 
 def test_readyz_is_503_problem_on_an_unmigrated_database(unmigrated_app):
@@ -17,7 +21,7 @@ def test_readyz_is_503_problem_on_an_unmigrated_database(unmigrated_app):
 
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
-    assert response.json["checks"] == {"database": "ok", "migrations": "failed"}
+    assert response.json["checks"] == {"database": "ok", "migrations": "failed", "classifier": "failed"}
     assert "crm init-db" in response.json["detail"]
 
 

@@ -1,0 +1,72 @@
+"""API-key management over HTTP (scope ``admin``)."""
+
+from apiflask import APIBlueprint, Schema, abort
+from apiflask.fields import DateTime, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf
+
+from . import api_keys
+from .auth import require_scopes
+from .db import get_session
+from .models import ApiKey
+from .transactions import transactional
+
+bp = APIBlueprint("api_keys", __name__, url_prefix="/api/v1/api-keys", tag="API keys")
+
+
+class ApiKeyIn(Schema):
+    name = String(required=True, validate=Length(1, 100))
+    scopes = List(String(validate=OneOf(sorted(api_keys.KNOWN_SCOPES))), required=True, validate=Length(min=1))
+
+
+class ApiKeyOut(Schema):
+    id = Integer(required=True)
+    name = String(required=True)
+    prefix = String(required=True, metadata={"description": "The public part: crm_<prefix>_..."})
+    scopes = List(String(), required=True)
+    created_at = DateTime(required=True)
+    last_used_at = DateTime(allow_none=True, required=True)
+    revoked_at = DateTime(allow_none=True, required=True)
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key = String(required=True, metadata={"description": "The key itself; shown only in this response."})
+
+
+class ApiKeyList(Schema):
+    items = List(Nested(ApiKeyOut), required=True)
+
+
+@bp.get("")
+@require_scopes("admin")
+@bp.output(ApiKeyList)
+@bp.doc(summary="All API keys, revoked ones included (never the keys themselves)", responses={403: "Missing scope"})
+def list_api_keys():
+    return {"items": get_session().query(ApiKey).order_by(ApiKey.id).all()}
+
+
+# No Idempotency-Key here on purpose: replaying would mean storing the plain
+# key, which exists only in this one response.
+@bp.post("")
+@require_scopes("admin")
+@transactional
+@bp.input(ApiKeyIn, arg_name="data")
+@bp.output(NewApiKeyOut, status_code=201)
+@bp.doc(summary="Create an API key; the response is the only time the key is shown", responses={403: "Missing scope"})
+def create_api_key(data):
+    api_key, plain_key = api_keys.create_api_key(get_session(), data["name"], data["scopes"], commit=False)
+    fields = ("id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    return {**{field: getattr(api_key, field) for field in fields}, "key": plain_key}, 201
+
+
+@bp.delete("/<int:api_key_id>")
+@require_scopes("admin")
+@transactional
+@bp.output({}, status_code=204)
+@bp.doc(summary="Revoke an API key (it stops working at once; revoking twice is harmless)", responses={403: "Missing scope", 404: "No such key"})
+def revoke_api_key(api_key_id: int):
+    api_key = get_session().get(ApiKey, api_key_id)
+    if api_key is None:
+        abort(404, detail=f"There is no API key with id {api_key_id}.")
+    if api_key.revoked_at is None:
+        api_keys.revoke(get_session(), api_key, commit=False)
+    return ""

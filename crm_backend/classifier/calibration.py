@@ -1,0 +1,77 @@
+"""Logistic regression whose probabilities are temperature-scaled.
+
+Strongly fitted TF-IDF models are over-confident: a raw 0.9 may be right 75 %
+of the time. One temperature, fitted on held-out scores, fixes most of it and
+keeps the ranking (so accuracy is unchanged). sklearn's
+``CalibratedClassifierCV(method="temperature")`` does the same with k full
+refits; this costs one fit on 85 % of the data plus a warm-started refit,
+which keeps BANKING77 under a minute on two cores.
+"""
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+
+def _logits(linear: LogisticRegression, X) -> np.ndarray:
+    scores = linear.decision_function(X)
+    if scores.ndim == 1:  # binary: one score for classes_[1]
+        scores = np.column_stack([-scores / 2, scores / 2])
+    return scores
+
+
+def fit_temperature(logits: np.ndarray, truth_index: np.ndarray) -> float:
+    """The temperature minimising the held-out negative log-likelihood."""
+
+    def nll(log_temperature: float) -> float:
+        scaled = log_softmax(logits / np.exp(log_temperature), axis=1)
+        return -scaled[np.arange(len(truth_index)), truth_index].mean()
+
+    result = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(result.x))
+
+
+class TemperatureScaledLogisticRegression(ClassifierMixin, BaseEstimator):
+    def __init__(self, linear=None, holdout: float = 0.15, random_state: int = 0):
+        self.linear = linear
+        self.holdout = holdout
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        linear = clone(self.linear if self.linear is not None else LogisticRegression())
+        classes, counts = np.unique(y, return_counts=True)
+        n_holdout = int(round(self.holdout * len(y)))
+        # Too little data to hold some back per label: keep the raw probabilities.
+        if counts.min() < 4 or n_holdout < len(classes):
+            self.linear_ = linear.fit(X, y)
+            self.temperature_ = 1.0
+        else:
+            X_fit, X_held, y_fit, y_held = train_test_split(
+                X, y, test_size=n_holdout, stratify=y, random_state=self.random_state
+            )
+            linear.fit(X_fit, y_fit)
+            truth_index = np.searchsorted(linear.classes_, y_held)
+            self.temperature_ = fit_temperature(_logits(linear, X_held), truth_index)
+            # Refit on everything, starting from the held-out fit's weights.
+            linear.set_params(warm_start=True)
+            linear.fit(X, y)
+            linear.set_params(warm_start=False)
+            self.linear_ = linear
+        self.classes_ = self.linear_.classes_
+        return self
+
+    def decision_function(self, X):
+        return self.linear_.decision_function(X)
+
+    def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits / self.temperature_, axis=1)
+
+    def predict_proba(self, X):
+        return self.probabilities_from_logits(_logits(self.linear_, X))
+
+    def predict(self, X):
+        return self.classes_[np.argmax(_logits(self.linear_, X), axis=1)]

@@ -1,0 +1,42 @@
+"""Per-client request limits (Flask-Limiter); a breach is a 429 problem with Retry-After.
+
+Clients are counted by API-key prefix when they send one, else by address.
+Counters live in ``RATELIMIT_STORAGE_URI`` (default ``memory://``: per
+worker process, so N gunicorn workers allow up to N times the limit; point
+it at Redis for one shared count).
+"""
+
+import os
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from . import api_keys
+
+DEFAULT_LIMIT = "6000 per minute"
+
+
+def client_identity() -> str:
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        prefix = api_keys.parse_prefix(token.strip())
+        if prefix is not None:
+            return f"key:{prefix}"
+    return f"addr:{get_remote_address()}"
+
+
+def _exempt() -> bool:
+    # Probes, docs and the OpenAPI document are cheap and must stay reachable.
+    return not request.path.startswith("/api/v1/") or request.path == "/api/v1/openapi.json"
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("RATELIMIT_DEFAULT", os.environ.get("CRM_RATE_LIMIT", DEFAULT_LIMIT))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://"))
+    app.config.setdefault("RATELIMIT_ENABLED", os.environ.get("CRM_RATE_LIMIT_ENABLED", "1") != "0")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(client_identity, default_limits_exempt_when=_exempt)
+    limiter.init_app(app)
+    app.extensions["crm_limiter"] = limiter

@@ -1,0 +1,218 @@
+"""Ticket business rules, independent of HTTP: create, change, comment, find."""
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..customers import service as customers
+from ..models import Agent, Comment, Customer, Ticket, normalise_email
+from ..problems import ApiProblem, field_problem
+from . import rules
+
+TICKET_AUDIT_FIELDS = (
+    "number",
+    "customer_id",
+    "subject",
+    "description",
+    "status",
+    "priority",
+    "category",
+    "category_confidence",
+    "category_source",
+    "channel",
+    "assignee_email",
+    "conversation_id",
+)
+COMMENT_AUDIT_FIELDS = ("ticket_id", "author_type", "author_name", "body", "public")
+
+
+def classify_ticket(subject: str, description: str) -> tuple[str, float | None]:
+    """The need behind a ticket as (category, confidence).
+
+    The one place tickets meet the need classifier. Without a model the
+    ticket is still created, as ``other`` with no confidence.
+    """
+    from ..classifier import ClassifierUnavailable, classify
+
+    try:
+        prediction = classify(f"{subject}\n{description}")
+    except ClassifierUnavailable:
+        return "other", None
+    return prediction.label, float(prediction.confidence)
+
+
+def _snapshot(ticket: Ticket) -> dict:
+    return audit.snapshot(ticket, TICKET_AUDIT_FIELDS)
+
+
+def resolve_customer(
+    session: Session, *, customer_id: int | None, customer_email: str | None, customer_name: str | None
+) -> Customer:
+    if (customer_id is None) == (customer_email is None):
+        raise ApiProblem(
+            422,
+            "Give the customer either by customer_id or by customer_email, not both and not neither.",
+            errors=[{"in": "json", "field": "customer_id", "message": "Give exactly one of customer_id and customer_email."}],
+        )
+    if customer_id is not None:
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            raise field_problem("customer_id", f"There is no customer with id {customer_id}.")
+        return customer
+    return customers.get_or_create_by_email(session, customer_email, customer_name)
+
+
+def find_agent(session: Session, email: str) -> Agent:
+    agent = session.scalars(select(Agent).where(Agent.email == normalise_email(email))).one_or_none()
+    if agent is None:
+        raise field_problem("assignee", f"There is no agent with the e-mail {email}.")
+    return agent
+
+
+def create_ticket(
+    session: Session,
+    *,
+    subject: str,
+    description: str,
+    customer_id: int | None = None,
+    customer_email: str | None = None,
+    customer_name: str | None = None,
+    channel: str = "api",
+    priority: str = "normal",
+    conversation_id: str | None = None,
+    assignee: str | None = None,
+    category: str | None = None,
+) -> Ticket:
+    """Add a ticket (and its customer if new) with audit events; the caller commits.
+
+    ``category`` given by the caller (an agent who already knows) wins over
+    the classifier and is marked as a manual label.
+    """
+    customer = resolve_customer(
+        session, customer_id=customer_id, customer_email=customer_email, customer_name=customer_name
+    )
+    if category is None:
+        category, confidence = classify_ticket(subject, description)
+        source = "classifier"
+    else:
+        confidence, source = None, "manual"
+    ticket = Ticket(
+        customer=customer,
+        subject=subject,
+        description=description,
+        status="open",
+        priority=priority,
+        category=category,
+        category_confidence=confidence,
+        category_source=source,
+        channel=channel,
+        conversation_id=conversation_id,
+        assignee=find_agent(session, assignee) if assignee else None,
+    )
+    session.add(ticket)
+    session.flush()  # assigns the id, hence the number
+    audit.record(session, "ticket.created", "ticket", ticket.id, None, _snapshot(ticket))
+    return ticket
+
+
+def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
+    """Apply a PATCH: status rules first, then fields; audit what changed."""
+    rules.check_editable(ticket.status)
+    if "status" in changes:
+        rules.check_transition(ticket.status, changes["status"])
+    before = _snapshot(ticket)
+    for field in ("subject", "description", "status", "priority", "channel", "conversation_id"):
+        if field in changes:
+            setattr(ticket, field, changes[field])
+    if "category" in changes and changes["category"] != ticket.category:
+        # An agent's correction: it joins the next training run.
+        ticket.category = changes["category"]
+        ticket.category_confidence = None
+        ticket.category_source = "manual"
+    if "assignee" in changes:
+        email = changes["assignee"]
+        ticket.assignee = find_agent(session, email) if email else None
+    old, new = audit.changed(before, _snapshot(ticket))
+    if new:
+        session.flush()
+        audit.record(session, "ticket.updated", "ticket", ticket.id, old, new)
+    return ticket
+
+
+def add_comment(
+    session: Session,
+    ticket: Ticket,
+    *,
+    body: str,
+    author_type: str = "integration",
+    author_name: str | None = None,
+    public: bool = True,
+) -> Comment:
+    rules.check_editable(ticket.status)
+    comment = Comment(ticket=ticket, body=body, author_type=author_type, author_name=author_name, public=public)
+    session.add(comment)
+    session.flush()
+    audit.record(session, "comment.created", "comment", comment.id, None, audit.snapshot(comment, COMMENT_AUDIT_FIELDS))
+    return comment
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def find_tickets(
+    session: Session,
+    *,
+    customer_email: str | None = None,
+    customer_id: int | None = None,
+    status: list[str] | None = None,
+    category: str | None = None,
+    priority: str | None = None,
+    assignee: str | None = None,
+    conversation_id: str | None = None,
+    q: str | None = None,
+    limit: int = 20,
+    before_id: int | None = None,
+) -> tuple[list[Ticket], int | None]:
+    """Newest first; the page and the id to continue before (or None)."""
+    query = select(Ticket).order_by(Ticket.id.desc()).limit(limit + 1)
+    if customer_email is not None:
+        query = query.join(Ticket.customer).where(Customer.email == normalise_email(customer_email))
+    if customer_id is not None:
+        query = query.where(Ticket.customer_id == customer_id)
+    if status:
+        query = query.where(Ticket.status.in_(status))
+    if category is not None:
+        query = query.where(Ticket.category == category)
+    if priority is not None:
+        query = query.where(Ticket.priority == priority)
+    if assignee is not None:
+        query = query.where(Ticket.assignee_id.in_(select(Agent.id).where(Agent.email == normalise_email(assignee))))
+    if conversation_id is not None:
+        query = query.where(Ticket.conversation_id == conversation_id)
+    if q:
+        pattern = _like_pattern(q)
+        query = query.where(
+            or_(Ticket.subject.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\"))
+        )
+    if before_id is not None:
+        query = query.where(Ticket.id < before_id)
+    tickets = list(session.scalars(query).unique())
+    if len(tickets) > limit:
+        return tickets[:limit], tickets[limit - 1].id
+    return tickets, None
+
+
+def find_comments(
+    session: Session, ticket: Ticket, *, include_internal: bool = True, limit: int = 50, after_id: int | None = None
+) -> tuple[list[Comment], int | None]:
+    query = select(Comment).where(Comment.ticket_id == ticket.id).order_by(Comment.id).limit(limit + 1)
+    if not include_internal:
+        query = query.where(Comment.public.is_(True))
+    if after_id is not None:
+        query = query.where(Comment.id > after_id)
+    comments = list(session.scalars(query))
+    if len(comments) > limit:
+        return comments[:limit], comments[limit - 1].id
+    return comments, None
