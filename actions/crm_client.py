@@ -71,37 +71,79 @@ class CRMClient:
             self._api_key = _read_api_key()
         return self._api_key
 
-    async def _get(self, path: str, params: Optional[dict[str, Any]] = None) -> Optional[dict]:
-        """GET with retries (GETs are idempotent); ``None`` for a 404."""
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[dict[str, Any]] = None,
+        json: Optional[dict[str, Any]] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> Optional[dict]:
+        """One API call; ``None`` for a 404.
+
+        Retried on network errors and 5xx: GETs are idempotent, and every
+        POST sent here carries an Idempotency-Key, so a retry never creates
+        a second record.
+        """
         url = f"{self.base_url}{API_PREFIX}{path}"
+        all_headers = {"Authorization": f"Bearer {self.api_key}", **(headers or {})}
         last_error: Optional[Exception] = None
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))
             try:
                 async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as http:
-                    response = await http.get(
-                        url, params=params, headers={"Authorization": f"Bearer {self.api_key}"}
-                    )
+                    response = await http.request(method, url, params=params, json=json, headers=all_headers)
             except httpx.HTTPError as error:
                 last_error = error
                 continue
             if response.status_code >= 500:
-                last_error = CRMUnavailable(f"CRM answered {response.status_code} for GET {path}")
+                last_error = CRMUnavailable(f"CRM answered {response.status_code} for {method} {path}")
                 continue
             if response.status_code == 404:
                 return None
             if response.status_code >= 400:
                 raise CRMError(response.status_code, _problem(response))
             return response.json()
-        logger.warning("CRM unreachable for GET %s: %s", path, last_error)
+        logger.warning("CRM unreachable for %s %s: %s", method, path, last_error)
         raise CRMUnavailable(str(last_error))
+
+    async def _get(self, path: str, params: Optional[dict[str, Any]] = None) -> Optional[dict]:
+        return await self._request("GET", path, params=params)
 
     async def find_customer_by_email(self, email: str) -> Optional[dict]:
         """The customer with this email address, or ``None`` if the CRM has none."""
         page = await self._get("/customers", params={"email": email, "limit": 1})
         items = (page or {}).get("items") or []
         return items[0] if items else None
+
+    async def create_ticket(
+        self,
+        *,
+        customer_email: str,
+        subject: str,
+        description: str,
+        conversation_id: str,
+        idempotency_key: str,
+        customer_name: Optional[str] = None,
+    ) -> dict:
+        """Open a ticket from a chat; the CRM classifies it. Safe to retry."""
+        body: dict[str, Any] = {
+            "customer_email": customer_email,
+            "subject": subject,
+            "description": description,
+            "channel": "chat",
+            "conversation_id": conversation_id,
+        }
+        if customer_name:
+            body["customer_name"] = customer_name
+        ticket = await self._request(
+            "POST", "/tickets", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        if ticket is None:
+            raise CRMError(404, {"detail": "the CRM has no /tickets endpoint"})
+        return ticket
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

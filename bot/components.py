@@ -11,6 +11,10 @@ before, and prediction is still traced once, as in stock Rasa.
 Training is untouched: these classes differ from Rasa's only in ``load``.
 ``tests/e2e`` and ``rasa test`` run through them, and
 ``tests/bot/test_fast_loading.py`` checks that both load paths predict the same.
+
+Rasa's training-data check looks components up by exact class, so training
+warns that the configuration has "no response selector component"; that
+warning is wrong for these subclasses and can be ignored.
 """
 
 from __future__ import annotations

@@ -1,0 +1,163 @@
+"""Problem reports become tickets: the ticket form's validation and the
+actions that open (or drop) the ticket in the CRM."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any, Optional
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.actions import EMAIL_PATTERN, known_email
+from actions.crm_client import CRMClient, CRMError, CRMUnavailable
+
+logger = logging.getLogger(__name__)
+
+crm = CRMClient()
+
+ORDER_NUMBER = re.compile(r"^\s*nw-?(\d{6})\s*$", re.IGNORECASE)
+SUBJECT_LENGTH = 80
+# Words that say *that* something is wrong but not *what*: "I have a problem
+# with my order" needs a follow-up question, "my blender arrived cracked"
+# does not.
+VAGUE_WORDS = set(
+    """a an the i i'm im me my mine we our you your it its this that is are was were be been am
+    have has had got get want wanted would like need needs to of with for about on in at from
+    and or but so just please can could help hi hello hey there some something problem problems
+    issue issues complaint complain complaining make file report raise order orders purchase
+    wrong not working bad question query ticket support thing things again""".split()
+)
+
+
+def is_too_vague(text: str) -> bool:
+    words = re.findall(r"[a-z']+", text.lower())
+    return len([word for word in words if word not in VAGUE_WORDS]) < 2
+
+
+def normalise_order_number(value: str) -> Optional[str]:
+    match = ORDER_NUMBER.match(value or "")
+    return f"NW-{match.group(1)}" if match else None
+
+
+def ticket_subject(description: str, order_number: Optional[str]) -> str:
+    """A one-line subject: the first sentence of the customer's words."""
+    first = re.split(r"(?<=[.!?])\s+|\n", description.strip(), maxsplit=1)[0].strip()
+    if len(first) > SUBJECT_LENGTH:
+        first = first[: SUBJECT_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+    if order_number and order_number != "none":
+        return f"Order {order_number}: {first}"
+    return first
+
+
+def form_run_key(tracker: Tracker) -> str:
+    """The same for every retry within one run of the ticket form, new for
+    the next complaint: the time the form was activated."""
+    started = next(
+        (
+            event.get("timestamp")
+            for event in reversed(tracker.events)
+            if event.get("event") == "active_loop" and event.get("name") == "ticket_form"
+        ),
+        None,
+    )
+    digest = hashlib.sha256(f"{tracker.sender_id}:{started}".encode()).hexdigest()
+    return f"chat-ticket-{digest[:40]}"
+
+
+class ValidateTicketForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_ticket_form"
+
+    async def extract_customer_email(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Don't ask for an email the conversation already gave us (the
+        sender id or the host page's metadata)."""
+        if tracker.get_slot("customer_email"):
+            return {}
+        email = known_email(tracker)
+        return {"customer_email": email} if email else {}
+
+    def validate_customer_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        email = str(value or "").strip().lower()
+        if EMAIL_PATTERN.match(email):
+            return {"customer_email": email}
+        dispatcher.utter_message(response="utter_invalid_email", customer_email=str(value or ""))
+        return {"customer_email": None}
+
+    def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value == "none":
+            return {"order_number": "none"}
+        return {"order_number": normalise_order_number(str(value or ""))}
+
+    def validate_problem_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if not text or is_too_vague(text):
+            return {"problem_description": None}
+        return {"problem_description": text}
+
+
+class ActionCreateTicket(Action):
+    """Opens the ticket in the CRM; says the number and what happens next."""
+
+    def name(self) -> str:
+        return "action_create_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        email = tracker.get_slot("customer_email")
+        description = tracker.get_slot("problem_description")
+        order_number = tracker.get_slot("order_number")
+        if not (email and description):
+            dispatcher.utter_message(response="utter_ask_ticket_form_problem_description")
+            return []
+        try:
+            ticket = await crm.create_ticket(
+                customer_email=email,
+                customer_name=tracker.get_slot("customer_name"),
+                subject=ticket_subject(description, order_number),
+                description=description,
+                conversation_id=tracker.sender_id,
+                idempotency_key=form_run_key(tracker),
+            )
+        except CRMUnavailable as error:
+            logger.warning("ticket not created for %s: %s", tracker.sender_id, error)
+            dispatcher.utter_message(response="utter_ticket_system_down")
+            return []
+        except CRMError as error:
+            logger.warning("CRM refused the ticket for %s: %s", tracker.sender_id, error)
+            dispatcher.utter_message(response="utter_ticket_rejected")
+            return [SlotSet("customer_email", None)] if error.status == 422 else []
+        number = ticket["number"]
+        events: list[EventType] = [
+            SlotSet("last_ticket_number", number),
+            SlotSet("problem_description", None),
+            SlotSet("order_number", None),
+        ]
+        dispatcher.utter_message(response="utter_ticket_created", last_ticket_number=number)
+        return events
+
+
+class ActionDiscardTicket(Action):
+    """The customer said no at the confirmation: forget the details."""
+
+    def name(self) -> str:
+        return "action_discard_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_ticket_discarded")
+        return [SlotSet("problem_description", None), SlotSet("order_number", None)]
