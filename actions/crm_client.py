@@ -118,6 +118,24 @@ class CRMClient:
         items = (page or {}).get("items") or []
         return items[0] if items else None
 
+    async def get_ticket(self, number: str) -> Optional[dict]:
+        """The ticket with this number (TCK-000123), or ``None``."""
+        return await self._get(f"/tickets/{number}")
+
+    async def open_tickets_of(self, email: str, limit: int = 10) -> list[dict]:
+        """The customer's tickets that are not solved or closed, newest first."""
+        page = await self._get(
+            "/tickets",
+            params={"customer_email": email, "status": "open,pending,on_hold", "limit": limit},
+        )
+        return (page or {}).get("items") or []
+
+    async def latest_public_reply(self, number: str) -> Optional[dict]:
+        """The newest comment the customer may see that an agent wrote, if any."""
+        page = await self._get(f"/tickets/{number}/comments", params={"public_only": "true", "limit": 100})
+        replies = [c for c in (page or {}).get("items") or [] if c.get("author_type") == "agent"]
+        return replies[-1] if replies else None
+
     async def create_ticket(
         self,
         *,

@@ -69,9 +69,8 @@ def form_run_key(tracker: Tracker) -> str:
     return f"chat-ticket-{digest[:40]}"
 
 
-class ValidateTicketForm(FormValidationAction):
-    def name(self) -> str:
-        return "validate_ticket_form"
+class KnownEmailMixin:
+    """Email handling every form that needs ``customer_email`` shares."""
 
     async def extract_customer_email(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -91,6 +90,11 @@ class ValidateTicketForm(FormValidationAction):
             return {"customer_email": email}
         dispatcher.utter_message(response="utter_invalid_email", customer_email=str(value or ""))
         return {"customer_email": None}
+
+
+class ValidateTicketForm(KnownEmailMixin, FormValidationAction):
+    def name(self) -> str:
+        return "validate_ticket_form"
 
     def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -65,3 +65,27 @@ def test_declining_at_the_confirmation_opens_nothing(stack):
 
     assert "haven't opened a ticket" in reply
     assert tickets_of(stack, sender) == []
+
+
+def test_a_known_customer_hears_where_their_ticket_stands(stack):
+    reply = texts(stack.say("ada@example.com", "what's happening with TCK-000001?"))
+
+    assert 'TCK-000001 ("Where is my order #10234?") is open' in reply
+
+
+def test_a_ticket_is_shown_only_to_the_email_on_it(stack):
+    sender = "widget-visitor-status"
+
+    asked = texts(stack.say(sender, "any news on ticket TCK-000002"))
+    wrong = texts(stack.say(sender, "ada@example.com"))
+
+    assert "email address on the ticket" in asked
+    assert "can't find ticket TCK-000002" in wrong
+    assert "Kettle" not in wrong
+
+
+def test_my_tickets_lists_the_open_ones_of_the_customer_the_page_names(stack):
+    reply = texts(stack.say("widget-visitor-grace", "show my tickets", metadata={"email": "grace.hopper@example.com"}))
+
+    assert "TCK-000002: Kettle arrived with a cracked lid (pending" in reply
+    assert "TCK-000001" not in reply
