@@ -62,7 +62,12 @@ def create_api_key(data):
 @require_scopes("admin")
 @transactional
 @bp.output({}, status_code=204)
-@bp.doc(summary="Revoke an API key (it stops working at once; revoking twice is harmless)", responses={403: "Missing scope", 404: "No such key"})
+@bp.doc(
+    summary="Revoke an API key; revoking twice is harmless",
+    description="The key stops working at once in the server process that handles this request and within "
+    "`CRM_API_KEY_CACHE_SECONDS` (default 5) in the others, which trust a key they verified for that long.",
+    responses={403: "Missing scope", 404: "No such key"},
+)
 def revoke_api_key(api_key_id: int):
     api_key = get_session().get(ApiKey, api_key_id)
     if api_key is None:

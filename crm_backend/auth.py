@@ -16,12 +16,9 @@ auth = HTTPTokenAuth(
 
 
 @auth.verify_token
-def _verify_token(token: str):
-    session = get_session()
-    api_key = api_keys.find_active_key(session, token)
-    if api_key is not None:
-        api_keys.touch(session, api_key)
-    return api_key
+def _verify_token(token: str) -> api_keys.VerifiedKey | None:
+    # auth.current_user is then a VerifiedKey (id, name, prefix, scopes).
+    return api_keys.verify(get_session(), token)
 
 
 @auth.error_handler

@@ -74,10 +74,14 @@ def make_engine(database_url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     # SQLite ignores foreign keys unless asked, per connection; WAL lets the
-    # web workers read while the CLI or a worker writes.
+    # web workers read while the CLI or a worker writes. Under WAL,
+    # synchronous=NORMAL cannot corrupt the database; it skips the fsync on
+    # each commit, so a power cut (not a crashed process) may lose the last
+    # commits. That halves the cost of a ticket creation.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

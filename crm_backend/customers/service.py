@@ -1,6 +1,8 @@
 """Customer queries, independent of HTTP."""
 
-from sqlalchemy import or_, select
+import functools
+
+from sqlalchemy import RowMapping, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -13,6 +15,24 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+@functools.cache
+def _customer_query(by_email: bool, by_text: bool, after_id: bool) -> Select:
+    # One statement per combination of filters, built once: SQLAlchemy then
+    # reuses its cache key and compiled form instead of redoing both.
+    customers = Customer.__table__
+    query = select(customers).order_by(customers.c.id).limit(bindparam("limit"))
+    if by_email:
+        query = query.where(customers.c.email == bindparam("email"))
+    if by_text:
+        pattern = bindparam("pattern")
+        query = query.where(
+            or_(customers.c.name.ilike(pattern, escape="\\"), customers.c.email.ilike(pattern, escape="\\"))
+        )
+    if after_id:
+        query = query.where(customers.c.id > bindparam("after_id"))
+    return query
+
+
 def find_customers(
     session: Session,
     *,
@@ -20,23 +40,24 @@ def find_customers(
     q: str | None = None,
     limit: int = 20,
     after_id: int | None = None,
-) -> tuple[list[Customer], int | None]:
-    """One page of customers ordered by id, and the id to continue after (or None)."""
-    query = select(Customer).order_by(Customer.id).limit(limit + 1)
-    if email is not None:
-        query = query.where(Customer.email == normalise_email(email))
-    if q:
-        pattern = _like_pattern(q)
-        query = query.where(
-            or_(Customer.name.ilike(pattern, escape="\\"), Customer.email.ilike(pattern, escape="\\"))
-        )
-    if after_id is not None:
-        query = query.where(Customer.id > after_id)
-    customers = list(session.scalars(query))
-    # Fetching one extra row tells whether another page exists.
-    if len(customers) > limit:
-        return customers[:limit], customers[limit - 1].id
-    return customers, None
+) -> tuple[list[RowMapping], int | None]:
+    """One page of customers ordered by id (read-only rows), and the id to continue after (or None).
+
+    A Core query: the bot looks customers up by e-mail on every conversation,
+    and building ORM objects that are only serialised would double its cost.
+    """
+    query = _customer_query(email is not None, bool(q), after_id is not None)
+    params = {
+        # Fetching one extra row tells whether another page exists.
+        "limit": limit + 1,
+        "email": normalise_email(email) if email is not None else None,
+        "pattern": _like_pattern(q) if q else None,
+        "after_id": after_id,
+    }
+    rows = list(session.connection().execute(query, params).mappings())
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1]["id"]
+    return rows, None
 
 
 CUSTOMER_AUDIT_FIELDS = ("name", "email", "phone")

@@ -14,11 +14,15 @@ bp = APIBlueprint("tickets", __name__, url_prefix="/api/v1/tickets", tag="Ticket
 TICKET_REF_DOC = "The ticket's id (123) or number (TCK-000123)."
 
 
+def _not_found(ticket_ref: str):
+    abort(404, detail=f"There is no ticket {ticket_ref!r}; use an id (123) or a number (TCK-000123).")
+
+
 def _ticket_or_404(ticket_ref: str) -> Ticket:
     ticket_id = parse_ticket_reference(ticket_ref)
     ticket = get_session().get(Ticket, ticket_id) if ticket_id is not None else None
     if ticket is None:
-        abort(404, detail=f"There is no ticket {ticket_ref!r}; use an id (123) or a number (TCK-000123).")
+        _not_found(ticket_ref)
     return ticket
 
 
@@ -64,7 +68,11 @@ def create_ticket(data):
 @bp.output(TicketOut)
 @bp.doc(summary="Get one ticket by id or number", description=TICKET_REF_DOC, responses={403: "Missing scope", 404: "No such ticket"})
 def get_ticket(ticket_ref: str):
-    return _ticket_or_404(ticket_ref)
+    ticket_id = parse_ticket_reference(ticket_ref)
+    ticket = service.ticket_record(get_session(), ticket_id) if ticket_id is not None else None
+    if ticket is None:
+        _not_found(ticket_ref)
+    return ticket
 
 
 @bp.patch("/<ticket_ref>")
