@@ -33,19 +33,27 @@ def _commit_or_problem(session) -> Response | None:
     return None
 
 
+def _run_view(session, view, args, kwargs) -> Response:
+    """The view's response; on an exception or an error response nothing it
+    added to the session is kept."""
+    try:
+        response = make_response(view(*args, **kwargs))
+    except BaseException:
+        session.rollback()
+        raise
+    if response.status_code >= 400:
+        session.rollback()
+    return response
+
+
 def transactional(view):
     """Commit the request's changes if the view succeeds, roll back otherwise."""
 
     @wraps(view)
     def run(*args, **kwargs):
         session = get_session()
-        try:
-            response = make_response(view(*args, **kwargs))
-        except BaseException:
-            session.rollback()
-            raise
+        response = _run_view(session, view, args, kwargs)
         if response.status_code >= 400:
-            session.rollback()
             return response
         return _commit_or_problem(session) or response
 
@@ -108,13 +116,8 @@ def idempotent(view):
         record = _find_record(session, api_key.id, key)
         if record is not None:
             return _replay(record, fingerprint)
-        try:
-            response = make_response(view(*args, **kwargs))
-        except BaseException:
-            session.rollback()
-            raise
+        response = _run_view(session, view, args, kwargs)
         if response.status_code >= 400:
-            session.rollback()
             return response
         session.add(
             IdempotencyRecord(
