@@ -26,7 +26,12 @@ KNOWN_SCOPES = frozenset(
         "customers:write",
         "customers:*",
         "tickets:*",
+        "handoffs:read",
         "handoffs:write",
+        "handoffs:*",
+        "feedback:read",
+        "feedback:write",
+        "feedback:*",
         "admin",
     }
 )

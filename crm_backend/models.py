@@ -3,7 +3,7 @@
 import re
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import Base, UTCDateTime, utcnow
@@ -209,3 +209,144 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str] = mapped_column(Text)
     response_location: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+HANDOFF_STATUSES = ("queued", "claimed", "resolved")
+HANDOFF_MESSAGE_SENDERS = ("customer", "agent", "bot")
+ACTIVE_HANDOFF = "status IN ('queued', 'claimed')"
+
+
+class Handoff(Base):
+    """A conversation handed from the bot to a person: queued → claimed → resolved."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
+        # At most one open handoff per conversation, enforced by the database
+        # so that two concurrent requests cannot both queue one.
+        Index(
+            "uq_handoffs_active_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_HANDOFF),
+            postgresql_where=text(ACTIVE_HANDOFF),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64), default="other", index=True)
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(32), default="chat")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    # The conversation before the handoff, as [{sender, text, timestamp}].
+    transcript: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+    messages: Mapped[list["HandoffMessage"]] = relationship(
+        back_populates="handoff", order_by="HandoffMessage.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def customer_email(self) -> str:
+        return self.customer.email
+
+    @property
+    def customer_name(self) -> str:
+        return self.customer.name
+
+    @property
+    def agent_email(self) -> str | None:
+        return self.agent.email if self.agent is not None else None
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.agent.name if self.agent is not None else None
+
+    @property
+    def ticket_number(self) -> str | None:
+        return format_ticket_number(self.ticket_id) if self.ticket_id is not None else None
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """Queued until claimed (or until now while still queued)."""
+        end = self.claimed_at or (self.resolved_at if self.status == "resolved" else utcnow())
+        return round((end - self.created_at).total_seconds(), 3)
+
+    @property
+    def handle_seconds(self) -> float | None:
+        """Claimed until resolved (or until now while claimed)."""
+        if self.claimed_at is None:
+            return None
+        end = self.resolved_at or utcnow()
+        return round((end - self.claimed_at).total_seconds(), 3)
+
+    def __repr__(self) -> str:
+        return f"<Handoff {self.id} {self.conversation_id} {self.status}>"
+
+
+class HandoffMessage(Base):
+    """A message of a handed-off conversation, after the handoff."""
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (
+        CheckConstraint(_in("sender", HANDOFF_MESSAGE_SENDERS), name="sender"),
+        # A message followed from Rasa's event broker is stored once even if
+        # the broker delivers it twice.
+        UniqueConstraint("handoff_id", "source_event_id", name="uq_handoff_messages_handoff_id_source_event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    sender: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    text: Mapped[str] = mapped_column(Text)
+    source_event_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    handoff: Mapped[Handoff] = relationship(back_populates="messages")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.agent.name if self.agent is not None else None
+
+
+class Feedback(Base):
+    """A customer's satisfaction score (CSAT, 1–5) with an optional, classified comment."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    score: Mapped[int] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64), index=True)
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    conversation_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    # The agent who handled the conversation, for CSAT by agent.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32), default="chat")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+    @property
+    def customer_email(self) -> str | None:
+        return self.customer.email if self.customer is not None else None
+
+    @property
+    def agent_email(self) -> str | None:
+        return self.agent.email if self.agent is not None else None

@@ -52,7 +52,8 @@ if [ -z "${CRM_API_KEY:-}" ]; then
   export CRM_API_KEY_FILE=$VAR_DIR/crm_api_key
   "$crm" ensure-api-key bot --file "$CRM_API_KEY_FILE" \
     --scopes customers:read --scopes customers:write \
-    --scopes tickets:read --scopes tickets:write --scopes handoffs:write
+    --scopes tickets:read --scopes tickets:write --scopes handoffs:write \
+    --scopes feedback:write
 fi
 
 exec .venv/backend/bin/honcho --no-colour start --procfile Procfile --app-root .

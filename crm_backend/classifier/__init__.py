@@ -39,6 +39,19 @@ def classify(text: str) -> Prediction:
     return _store().current().predict(text)
 
 
+def classify_or_other(text: str) -> tuple[str, float | None]:
+    """(label, confidence) for ``text``; ``("other", None)`` when no model is loaded.
+
+    For records that must be stored whether or not a model is available
+    (tickets, handoffs, feedback).
+    """
+    try:
+        prediction = classify(text)
+    except ClassifierUnavailable:
+        return "other", None
+    return prediction.label, float(prediction.confidence)
+
+
 def explain(text: str, limit: int = 5) -> list[tuple[str, float]]:
     """The terms of ``text`` that pushed hardest towards its predicted need."""
     return _store().current().explain(text, limit)

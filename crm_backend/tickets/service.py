@@ -32,13 +32,9 @@ def classify_ticket(subject: str, description: str) -> tuple[str, float | None]:
     The one place tickets meet the need classifier. Without a model the
     ticket is still created, as ``other`` with no confidence.
     """
-    from ..classifier import ClassifierUnavailable, classify
+    from ..classifier import classify_or_other
 
-    try:
-        prediction = classify(f"{subject}\n{description}")
-    except ClassifierUnavailable:
-        return "other", None
-    return prediction.label, float(prediction.confidence)
+    return classify_or_other(f"{subject}\n{description}")
 
 
 def _snapshot(ticket: Ticket) -> dict:

@@ -1,0 +1,85 @@
+"""The one module through which the CRM talks to the Rasa server (its HTTP API).
+
+Agents' replies and the end of a handoff reach the customer this way
+(DESIGN "Human handoff"): a ``bot`` event appended to the conversation's
+tracker with ``output_channel=socketio&execute_side_effects=true`` is pushed
+to the customer's open socket, and ``trigger_intent`` makes the assistant
+speak again after a handoff is resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+from flask import current_app
+
+# Short: an agent is waiting for the answer in the console.
+TIMEOUT_SECONDS = 5.0
+OUTPUT_CHANNEL = "socketio"
+HANDOFF_RESOLVED_INTENT = "EXTERNAL_handoff_resolved"
+
+
+class RasaUnavailable(Exception):
+    """The Rasa server could not be reached or refused the request."""
+
+
+@dataclass
+class RasaClient:
+    url: str
+    token: str | None
+    timeout: float = TIMEOUT_SECONDS
+
+    def _post(self, path: str, payload, params: dict | None = None) -> dict:
+        params = dict(params or {})
+        if self.token:
+            params["token"] = self.token
+        try:
+            response = requests.post(f"{self.url}{path}", json=payload, params=params, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise RasaUnavailable(f"the assistant at {self.url} could not be reached ({type(error).__name__})") from error
+        if response.status_code >= 400:
+            raise RasaUnavailable(f"the assistant at {self.url} answered {response.status_code} to {path}")
+        try:
+            return response.json()
+        except ValueError:
+            return {}
+
+    @staticmethod
+    def _conversation(conversation_id: str) -> str:
+        return f"/conversations/{quote(conversation_id, safe='')}"
+
+    def send_agent_message(self, conversation_id: str, text: str, agent_name: str) -> None:
+        """Append the agent's reply to the conversation and push it to the customer's widget.
+
+        The socket receives ``bot_uttered`` ``{"text": ..., "agent_name": ...}``:
+        Rasa's socket.io output emits a bot event's ``custom`` data as the
+        message itself, and the event's ``text`` keeps the reply in the
+        transcript (and is what clients without custom support show).
+        """
+        event = {
+            "event": "bot",
+            "text": None,
+            "data": {"custom": {"data": {"text": text, "agent_name": agent_name}}},
+            "metadata": {"agent_name": agent_name, "text": text, "handoff": True},
+        }
+        self._post(
+            f"{self._conversation(conversation_id)}/tracker/events",
+            event,
+            {"output_channel": OUTPUT_CHANNEL, "execute_side_effects": "true"},
+        )
+
+    def resume(self, conversation_id: str, agent_name: str | None) -> None:
+        """Un-pause the conversation and let the assistant thank the customer and ask for a score."""
+        self._post(f"{self._conversation(conversation_id)}/tracker/events", {"event": "resume"})
+        self._post(
+            f"{self._conversation(conversation_id)}/trigger_intent",
+            {"name": HANDOFF_RESOLVED_INTENT, "entities": {"agent_name": agent_name} if agent_name else {}},
+            {"output_channel": OUTPUT_CHANNEL},
+        )
+
+
+def client() -> RasaClient:
+    config = current_app.config
+    return RasaClient(url=config["RASA_URL"].rstrip("/"), token=config.get("RASA_TOKEN") or None)
