@@ -6,7 +6,7 @@ from ..schemas import Cursor, EmailAddress, QuerySchema, cursor_field
 
 
 class FeedbackIn(Schema):
-    score = Integer(required=True, validate=Range(1, 5), metadata={"description": "1 (very unhappy) to 5 (very happy)."})
+    score = Integer(required=True, strict=True, validate=Range(1, 5), metadata={"description": "1 (very unhappy) to 5 (very happy)."})
     comment = String(allow_none=True, load_default=None, validate=Length(0, 5000))
     conversation_id = String(allow_none=True, load_default=None, validate=Length(1, 128))
     customer_id = Integer(validate=Range(min=1))

@@ -194,7 +194,7 @@ def resolve(session: Session, handoff: Handoff, agent: Agent, rasa: RasaClient) 
     """
     if handoff.status == "queued":
         # Closing a stale request (the customer left) needs no claim first.
-        handoff.agent_id = agent.id
+        handoff.agent = agent
     else:
         _require_claimed_by(handoff, agent, "be resolved")
     before = _snapshot(handoff)
