@@ -163,6 +163,64 @@ class CRMClient:
             raise CRMError(404, {"detail": "the CRM has no /tickets endpoint"})
         return ticket
 
+    async def create_handoff(
+        self,
+        *,
+        conversation_id: str,
+        reason: str,
+        customer_email: str,
+        transcript: list[dict[str, Any]],
+        idempotency_key: str,
+        customer_name: Optional[str] = None,
+        ticket: Optional[str] = None,
+    ) -> dict:
+        """Queue the conversation for a person, with the transcript so far. Safe to retry.
+
+        Raises ``CRMError`` 409 (with ``existing_id``) when a person already has it.
+        """
+        body: dict[str, Any] = {
+            "conversation_id": conversation_id,
+            "reason": reason,
+            "customer_email": customer_email,
+            "channel": "chat",
+            "transcript": transcript,
+        }
+        if customer_name:
+            body["customer_name"] = customer_name
+        if ticket:
+            body["ticket"] = ticket
+        handoff = await self._request(
+            "POST", "/handoffs", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        if handoff is None:
+            raise CRMError(404, {"detail": "the CRM has no /handoffs endpoint"})
+        return handoff
+
+    async def send_feedback(
+        self,
+        *,
+        score: int,
+        comment: Optional[str],
+        conversation_id: str,
+        idempotency_key: str,
+        customer_email: Optional[str] = None,
+    ) -> dict:
+        """Record a satisfaction score; the CRM links it to the handoff's agent. Safe to retry."""
+        body: dict[str, Any] = {
+            "score": score,
+            "comment": comment,
+            "conversation_id": conversation_id,
+            "channel": "chat",
+        }
+        if customer_email:
+            body["customer_email"] = customer_email
+        feedback = await self._request(
+            "POST", "/feedback", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        if feedback is None:
+            raise CRMError(404, {"detail": "the CRM has no /feedback endpoint"})
+        return feedback
+
 
 def _problem(response: httpx.Response) -> dict[str, Any]:
     try:

@@ -102,7 +102,7 @@ class ActionTicketStatus(Action):
         )
         if reply and status in ("open", "pending", "on_hold", "solved"):
             dispatcher.utter_message(response="utter_ticket_latest_reply", ticket_reply=reply["body"])
-        return [SlotSet("ticket_number", None)]
+        return [SlotSet("ticket_number", None), SlotSet("csat_pending", True)]
 
 
 class ActionListMyTickets(Action):
@@ -129,4 +129,4 @@ class ActionListMyTickets(Action):
             for t in tickets
         )
         dispatcher.utter_message(response="utter_my_open_tickets", ticket_list=lines)
-        return []
+        return [SlotSet("csat_pending", True)]

@@ -54,19 +54,19 @@ def ticket_subject(description: str, order_number: Optional[str]) -> str:
     return first
 
 
-def form_run_key(tracker: Tracker) -> str:
-    """The same for every retry within one run of the ticket form, new for
-    the next complaint: the time the form was activated."""
+def form_run_key(tracker: Tracker, form: str = "ticket_form", kind: str = "ticket") -> str:
+    """The same for every retry within one run of ``form``, new for the
+    next run (the next complaint): the time the form was activated."""
     started = next(
         (
             event.get("timestamp")
             for event in reversed(tracker.events)
-            if event.get("event") == "active_loop" and event.get("name") == "ticket_form"
+            if event.get("event") == "active_loop" and event.get("name") == form
         ),
         None,
     )
     digest = hashlib.sha256(f"{tracker.sender_id}:{started}".encode()).hexdigest()
-    return f"chat-ticket-{digest[:40]}"
+    return f"chat-{kind}-{digest[:40]}"
 
 
 class KnownEmailMixin:
@@ -149,6 +149,7 @@ class ActionCreateTicket(Action):
             SlotSet("last_ticket_number", number),
             SlotSet("problem_description", None),
             SlotSet("order_number", None),
+            SlotSet("csat_pending", True),
         ]
         dispatcher.utter_message(response="utter_ticket_created", last_ticket_number=number)
         return events

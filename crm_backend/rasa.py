@@ -18,7 +18,12 @@ from flask import current_app
 # Short: an agent is waiting for the answer in the console.
 TIMEOUT_SECONDS = 5.0
 OUTPUT_CHANNEL = "socketio"
-HANDOFF_RESOLVED_INTENT = "EXTERNAL_handoff_resolved"
+# The assistant's "ask for a score" intent; triggered by the CRM, its message
+# text starts with "EXTERNAL: ", which tells the assistant a person finished.
+HANDOFF_RESOLVED_INTENT = "give_feedback"
+
+
+CONVERSATION_ID_SAFE = "@:+!$&'()*,;=~"
 
 
 class RasaUnavailable(Exception):
@@ -48,7 +53,10 @@ class RasaClient:
 
     @staticmethod
     def _conversation(conversation_id: str) -> str:
-        return f"/conversations/{quote(conversation_id, safe='')}"
+        # Rasa's server (Sanic) does not percent-decode the conversation id
+        # in the path: "a%40b.co" would be another conversation than
+        # "a@b.co". So only what cannot appear raw in a path is encoded.
+        return f"/conversations/{quote(conversation_id, safe=CONVERSATION_ID_SAFE)}"
 
     def send_agent_message(self, conversation_id: str, text: str, agent_name: str) -> None:
         """Append the agent's reply to the conversation and push it to the customer's widget.
@@ -62,7 +70,9 @@ class RasaClient:
             "event": "bot",
             "text": None,
             "data": {"custom": {"data": {"text": text, "agent_name": agent_name}}},
-            "metadata": {"agent_name": agent_name, "text": text, "handoff": True},
+            # Rasa merges metadata into the outgoing message: a "text" here
+            # would be sent a second time, as a plain bot message.
+            "metadata": {"handoff_agent": agent_name},
         }
         self._post(
             f"{self._conversation(conversation_id)}/tracker/events",
@@ -72,7 +82,13 @@ class RasaClient:
 
     def resume(self, conversation_id: str, agent_name: str | None) -> None:
         """Un-pause the conversation and let the assistant thank the customer and ask for a score."""
-        self._post(f"{self._conversation(conversation_id)}/tracker/events", {"event": "resume"})
+        # A paused conversation stops before the assistant's usual
+        # action_listen; without it the rules (intent after listen) would not
+        # match the triggered intent.
+        self._post(
+            f"{self._conversation(conversation_id)}/tracker/events",
+            [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+        )
         self._post(
             f"{self._conversation(conversation_id)}/trigger_intent",
             {"name": HANDOFF_RESOLVED_INTENT, "entities": {"agent_name": agent_name} if agent_name else {}},

@@ -23,3 +23,8 @@ if "None of the test stories failed" not in failed:
     sys.exit(1)
 sys.exit(report["correct"] != report["total"])
 PY
+
+echo "rasa test nlu on tests/nlu/held_out.yml (phrasings that are not in data/)"
+.venv/bot/bin/rasa test nlu --model models/helpdesk.tar.gz --nlu tests/nlu/held_out.yml \
+  --out "$results/nlu" --quiet
+.venv/bot/bin/python scripts/nlu_figures.py "$results/nlu"

@@ -86,7 +86,7 @@ async def test_the_owner_hears_the_status_and_the_teams_latest_reply(crm, dispat
     assert status["response"] == "utter_ticket_status_pending"
     assert status["ticket_subject"] == "Kettle leaks"
     assert reply["ticket_reply"] == "Could you send a photo of the base?"
-    assert events == [SlotSet("ticket_number", None)]
+    assert events == [SlotSet("ticket_number", None), SlotSet("csat_pending", True)]
 
 
 @pytest.mark.asyncio

@@ -302,19 +302,21 @@ def test_the_rasa_client_posts_a_bot_event_that_the_socket_shows_with_the_agent_
 
     monkeypatch.setattr(rasa.requests, "post", post)
     client = rasa.RasaClient(url="http://rasa:5005", token="secret")
-    client.send_agent_message("conv/1", "Hello", "Alex")
+    client.send_agent_message("ada@example.com/1", "Hello", "Alex")
     url, event, params = calls[0]
-    assert url == "http://rasa:5005/conversations/conv%2F1/tracker/events"
+    assert url == "http://rasa:5005/conversations/ada@example.com%2F1/tracker/events"
     assert params == {"output_channel": "socketio", "execute_side_effects": "true", "token": "secret"}
     assert event["event"] == "bot"
     # Rasa's socket.io output emits custom["data"] as the bot_uttered payload.
     assert event["data"]["custom"]["data"] == {"text": "Hello", "agent_name": "Alex"}
+    # Rasa merges metadata into the message it sends: no second "text" there.
+    assert event["text"] is None and "text" not in event["metadata"]
 
     calls.clear()
     client.resume("conv/1", "Alex")
     assert [call[1] for call in calls] == [
-        {"event": "resume"},
-        {"name": "EXTERNAL_handoff_resolved", "entities": {"agent_name": "Alex"}},
+        [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+        {"name": "give_feedback", "entities": {"agent_name": "Alex"}},
     ]
     assert calls[1][0].endswith("/conversations/conv%2F1/trigger_intent")
 

@@ -138,6 +138,18 @@ class Stack:
                 except ProcessLookupError:
                     pass
 
+    def api_key(self, name: str, *scopes: str) -> str:
+        """A new CRM API key with ``scopes``, made with `crm create-api-key` as an operator would."""
+        result = subprocess.run(
+            [str(REPO / ".venv/backend/bin/crm"), "create-api-key", name, "--scopes", ",".join(scopes)],
+            cwd=REPO,
+            env={**os.environ, "DATABASE_URL": f"sqlite:///{self.var_dir / 'crm.db'}"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
     def say(self, sender: str, message: str, **extra) -> list[dict]:
         """One message over Rasa's REST channel; the bot's replies."""
         response = requests.post(
