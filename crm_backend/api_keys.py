@@ -32,6 +32,9 @@ KNOWN_SCOPES = frozenset(
         "feedback:read",
         "feedback:write",
         "feedback:*",
+        "webhooks:read",
+        "webhooks:write",
+        "webhooks:*",
         "admin",
     }
 )

@@ -350,3 +350,227 @@ class Feedback(Base):
     @property
     def agent_email(self) -> str | None:
         return self.agent.email if self.agent is not None else None
+
+
+# --- Webhooks (outbound outbox and deliveries), inbound events, orders -------
+# Imported here rather than at the top so that this section stays one block.
+from decimal import Decimal  # noqa: E402
+
+from sqlalchemy import Numeric  # noqa: E402
+
+# customer.created is not in the original catalogue; integrations that mirror
+# customers (a data warehouse, a mailing tool) need it as much as the update.
+WEBHOOK_EVENT_TYPES = (
+    "ticket.created",
+    "ticket.updated",
+    "handoff.requested",
+    "handoff.resolved",
+    "feedback.received",
+    "customer.created",
+    "customer.updated",
+)
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+PENDING_DELIVERY = "status = 'pending'"
+
+
+class WebhookEndpoint(Base):
+    """A receiver of outbound events, registered by an integration."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Fernet tokens (crm_backend/webhooks/secrets.py). Signing needs the plain
+    # secret, so it cannot be hashed like an API key; it is encrypted with a
+    # key kept outside the database instead.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    # After a rotation the old secret also signs until it expires, so that
+    # receivers can switch without losing a delivery.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def status(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        return "failing" if self.failing_since is not None else "active"
+
+    def __repr__(self) -> str:
+        return f"<WebhookEndpoint {self.id} {self.url}>"
+
+
+class WebhookEvent(Base):
+    """The outbox: one change, with the exact JSON body every endpoint receives.
+
+    Written in the transaction of the change itself, so an event exists if
+    and only if its change was committed.
+    """
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The webhook-id header: the same for every retry and redelivery, so
+    # receivers can de-duplicate.
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    # "ticket:42": deliveries of one resource to one endpoint keep their order.
+    resource_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one endpoint: pending → delivered, or failed after the retry window."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_id_endpoint_id"),
+        # The worker's two questions, over pending rows only (finished ones
+        # pile up until pruned): what is due, and is an older delivery of the
+        # same resource to the same endpoint still pending?
+        Index("ix_webhook_deliveries_due", "next_attempt_at", sqlite_where=text(PENDING_DELIVERY), postgresql_where=text(PENDING_DELIVERY)),
+        Index(
+            "ix_webhook_deliveries_pending_resource",
+            "endpoint_id",
+            "resource_key",
+            "id",
+            sqlite_where=text(PENDING_DELIVERY),
+            postgresql_where=text(PENDING_DELIVERY),
+        ),
+        # An endpoint's deliveries, newest first; and its foreign key.
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    resource_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(default=0)
+    # Failed attempts since the delivery was (re)queued: the backoff step.
+    retry_count: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Start of the retry window (the first attempt since (re)queueing).
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker sending it right now holds a lease; an expired lease (a
+    # crashed worker) lets another worker take the delivery over.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event: Mapped[WebhookEvent] = relationship(lazy="joined", innerjoin=True)
+    # Deleted with the delivery by the database (ON DELETE CASCADE).
+    attempts: Mapped[list["WebhookAttempt"]] = relationship(order_by="WebhookAttempt.id", passive_deletes=True)
+
+    @property
+    def message_id(self) -> str:
+        return self.event.message_id
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery, successful or not."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(500))
+    # The start of the receiver's answer, for debugging.
+    response_body: Mapped[str | None] = mapped_column(Text)
+
+
+INBOUND_SOURCE_KINDS = ("shop", "email")
+
+
+class InboundSource(Base):
+    """A system allowed to send signed events to POST /api/v1/inbound/{name}."""
+
+    __tablename__ = "inbound_sources"
+    __table_args__ = (CheckConstraint(_in("kind", INBOUND_SOURCE_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Encrypted like the webhook endpoints' secrets (verification needs the plain secret).
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class InboundReceipt(Base):
+    """An inbound event that was processed, by its webhook-id: a repeat is answered from here."""
+
+    __tablename__ = "inbound_receipts"
+    __table_args__ = (UniqueConstraint("source", "webhook_id", name="uq_inbound_receipts_source_webhook_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    # The response body of the first processing, replayed for duplicates.
+    result: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+ORDER_STATUSES = ("placed", "paid", "fulfilled", "partially_refunded", "refunded")
+
+
+class Order(Base):
+    """A customer's order on a shop platform, fed by its signed order.* events."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        UniqueConstraint("source", "external_id", name="uq_orders_source_external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # The inbound source's name and the order's id there.
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(64))
+    # Major units (19.99), exact: Numeric, never a float.
+    amount: Mapped[Decimal] = mapped_column(Numeric(15, 3))
+    refunded_amount: Mapped[Decimal] = mapped_column(Numeric(15, 3), default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24))
+    ordered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def customer_email(self) -> str:
+        return self.customer.email
+
+    @property
+    def net_amount(self) -> Decimal:
+        """What the customer kept paying: the amount less refunds (for lifetime value)."""
+        return self.amount - self.refunded_amount

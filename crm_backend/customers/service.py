@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..models import Customer, normalise_email
 from ..problems import ApiProblem
+from ..webhooks import outbox
 
 
 def _like_pattern(text: str) -> str:
@@ -87,6 +88,7 @@ def create_customer(session: Session, *, name: str, email: str, phone: str | Non
     session.add(customer)
     session.flush()
     audit.record(session, "customer.created", "customer", customer.id, None, audit.snapshot(customer, CUSTOMER_AUDIT_FIELDS))
+    outbox.emit(session, "customer.created", customer)
     return customer
 
 
@@ -104,6 +106,7 @@ def update_customer(session: Session, customer: Customer, changes: dict) -> Cust
     if new:
         session.flush()
         audit.record(session, "customer.updated", "customer", customer.id, old, new)
+        outbox.emit(session, "customer.updated", customer)
     return customer
 
 

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..models import Customer, Feedback, Handoff, normalise_email
 from ..problems import field_problem
+from ..webhooks import outbox
 
 FEEDBACK_AUDIT_FIELDS = ("score", "comment", "category", "conversation_id", "customer_id", "handoff_id", "agent_email")
 
@@ -59,6 +60,7 @@ def record_feedback(
     session.flush()
     session.refresh(feedback)
     audit.record(session, "feedback.received", "feedback", feedback.id, None, audit.snapshot(feedback, FEEDBACK_AUDIT_FIELDS))
+    outbox.emit(session, "feedback.received", feedback)
     return feedback
 
 

@@ -7,6 +7,7 @@ from .. import audit
 from ..customers import service as customers
 from ..models import Agent, Comment, Customer, Ticket, format_ticket_number, normalise_email
 from ..problems import ApiProblem, field_problem
+from ..webhooks import outbox
 from . import rules
 
 TICKET_AUDIT_FIELDS = (
@@ -132,6 +133,7 @@ def create_ticket(
     session.add(ticket)
     session.flush()  # assigns the id, hence the number
     audit.record(session, "ticket.created", "ticket", ticket.id, None, _snapshot(ticket))
+    outbox.emit(session, "ticket.created", ticket)
     return ticket
 
 
@@ -156,6 +158,7 @@ def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
     if new:
         session.flush()
         audit.record(session, "ticket.updated", "ticket", ticket.id, old, new)
+        outbox.emit(session, "ticket.updated", ticket)
     return ticket
 
 
@@ -173,6 +176,7 @@ def add_comment(
     session.add(comment)
     session.flush()
     audit.record(session, "comment.created", "comment", comment.id, None, audit.snapshot(comment, COMMENT_AUDIT_FIELDS))
+    outbox.emit(session, "ticket.updated", ticket, comment=comment)
     return comment
 
 

@@ -1,0 +1,123 @@
+"""What each kind of source's events do. Each handler adds to the session and
+returns the result members of the response; the view commits once."""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from marshmallow import Schema
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..customers import service as customers
+from ..db import utcnow
+from ..models import InboundSource, Order, Ticket, normalise_email, parse_ticket_reference
+from ..problems import ApiProblem, field_problem
+from ..tickets import service as tickets
+from . import schemas
+
+ORDER_AUDIT_FIELDS = ("customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status")
+TICKET_IN_SUBJECT = re.compile(r"\bTCK-(\d{1,18})\b", re.IGNORECASE)
+REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*:\s*)+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Handler:
+    schema: type[Schema]
+    handle: Callable[[Session, InboundSource, dict], dict]
+
+
+def _order_snapshot(order: Order) -> dict:
+    return {name: str(value) if name in ("amount", "refunded_amount") else value for name, value in audit.snapshot(order, ORDER_AUDIT_FIELDS).items()}
+
+
+def _find_order(session: Session, source: InboundSource, external_id: str) -> Order | None:
+    return session.scalars(
+        select(Order).where(Order.source == source.name, Order.external_id == external_id)
+    ).one_or_none()
+
+
+def order_created(session: Session, source: InboundSource, data: dict) -> dict:
+    existing = _find_order(session, source, data["id"])
+    if existing is not None:
+        # The same order sent again under another webhook-id: already known.
+        return {"order_id": existing.id}
+    customer = customers.get_or_create_by_email(session, data["customer"]["email"], data["customer"]["name"])
+    order = Order(
+        customer=customer,
+        source=source.name,
+        external_id=data["id"],
+        amount=data["amount"],
+        refunded_amount=0,
+        currency=data["currency"],
+        status=data["status"],
+        ordered_at=data["ordered_at"],
+    )
+    session.add(order)
+    session.flush()
+    audit.record(session, "order.created", "order", order.id, None, _order_snapshot(order))
+    return {"order_id": order.id}
+
+
+def order_refunded(session: Session, source: InboundSource, data: dict) -> dict:
+    order = _find_order(session, source, data["id"])
+    if order is None:
+        # Typically order.created is still on its way (senders retry): a
+        # conflict with the current state, not a malformed request.
+        raise ApiProblem(409, f"Order {data['id']!r} of source {source.name!r} is not known (yet); send order.created first.")
+    refunded = data["amount_refunded"] if data["amount_refunded"] is not None else order.amount
+    if refunded > order.amount:
+        raise field_problem("data.amount_refunded", f"More than the order's amount ({order.amount}).")
+    before = _order_snapshot(order)
+    order.refunded_amount = refunded
+    order.status = "refunded" if refunded == order.amount else "partially_refunded"
+    order.refunded_at = data["refunded_at"] or utcnow()
+    old, new = audit.changed(before, _order_snapshot(order))
+    if new:
+        session.flush()
+        audit.record(session, "order.refunded", "order", order.id, old, new)
+    return {"order_id": order.id}
+
+
+def _referenced_ticket(session: Session, data: dict) -> Ticket | None:
+    reference = data["ticket"]
+    if reference is None:
+        match = TICKET_IN_SUBJECT.search(data["subject"])
+        reference = match.group(0) if match else None
+    ticket_id = parse_ticket_reference(reference) if reference else None
+    return session.get(Ticket, ticket_id) if ticket_id is not None else None
+
+
+def message_received(session: Session, source: InboundSource, data: dict) -> dict:
+    """A customer's e-mail: a public comment on the ticket it answers, else a new ticket.
+
+    Only the ticket's own customer can comment on it by e-mail (anyone can
+    write "TCK-000123" in a subject); mail from anyone else, or about a
+    closed ticket, opens a new ticket.
+    """
+    sender = normalise_email(data["sender"])
+    ticket = _referenced_ticket(session, data)
+    if ticket is not None and ticket.customer.email == sender and ticket.status != "closed":
+        comment = tickets.add_comment(
+            session, ticket, body=data["text"], author_type="customer",
+            author_name=data["name"] or ticket.customer.name, public=True,
+        )
+        return {"ticket": ticket.number, "comment_id": comment.id}
+    subject = REPLY_PREFIX.sub("", data["subject"]).strip()[:200] or f"E-mail from {sender}"
+    ticket = tickets.create_ticket(
+        session, subject=subject, description=data["text"], customer_email=sender,
+        customer_name=data["name"], channel="email",
+    )
+    return {"ticket": ticket.number}
+
+
+HANDLERS: dict[str, dict[str, Handler]] = {
+    "shop": {
+        "order.created": Handler(schemas.OrderCreated, order_created),
+        "order.refunded": Handler(schemas.OrderRefunded, order_refunded),
+    },
+    "email": {
+        "message.received": Handler(schemas.MessageReceived, message_received),
+    },
+}
