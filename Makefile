@@ -15,22 +15,45 @@ BOT_STAMP     := $(BOT_VENV)/.installed
 BACKEND_STAMP := $(BACKEND_VENV)/.installed
 PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
 
+# The chat widget (widget/, npm + esbuild) is built into the CRM's pages; the
+# bundle is rebuilt only when its sources, its packages or the build script change.
+WIDGET_BUNDLE := crm_backend/pages/static/widget.js
+WIDGET_MODULES := widget/node_modules/.installed
+WIDGET_SOURCES := $(shell find widget/src -type f 2>/dev/null) widget/build.mjs
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+
 # No telemetry calls home, no TensorFlow chatter.
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup train run test test-backend test-actions test-bot test-e2e clean
+.PHONY: help setup widget train run test test-backend test-actions test-bot test-widget test-e2e clean
 
 help:
 	@echo "make run    start the whole service (CRM :8000, actions :5055, Rasa :5005)"
 	@echo "make test   run the whole test suite"
-	@echo "make setup  create/update the two Python environments"
+	@echo "make setup  create/update the two Python environments and build the chat widget"
+	@echo "make widget build the chat widget (widget/ -> $(WIDGET_BUNDLE)) if its sources changed"
 	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
 	@echo "           and the need classifier if data/needs/train.csv or its code changed"
 	@echo "make clean  remove environments, trained models and var/"
 
-setup: $(BOT_STAMP) $(BACKEND_STAMP)
+setup: $(BOT_STAMP) $(BACKEND_STAMP) $(WIDGET_BUNDLE)
+
+widget: $(WIDGET_BUNDLE)
+
+$(WIDGET_MODULES): widget/package.json widget/package-lock.json
+	@command -v npm >/dev/null || { echo "error: the chat widget needs Node.js 18+ with npm (apt-get install nodejs npm)." >&2; exit 1; }
+	cd widget && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WIDGET_BUNDLE): $(WIDGET_MODULES) $(WIDGET_SOURCES) widget/package.json widget/package-lock.json
+	cd widget && node build.mjs --out ../$(WIDGET_BUNDLE)
+
+$(CHROMIUM):
+	@echo "Installing Debian's Chromium for the browser tests"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium fonts-liberation
 
 $(BOT_STAMP): requirements/bot.in requirements/bot.lock
 	@python310=$$(scripts/find_python310.sh) || exit 1; \
@@ -61,7 +84,7 @@ train: $(BOT_STAMP) $(BACKEND_STAMP)
 run: setup train
 	@scripts/run_stack.sh
 
-test: setup train test-backend test-actions test-bot test-e2e
+test: setup train test-backend test-actions test-bot test-widget test-e2e
 	@echo "make test: every suite passed"
 
 test-backend: $(BACKEND_STAMP)
@@ -74,8 +97,11 @@ test-bot: $(BOT_STAMP) train
 	$(BOT_VENV)/bin/python -m pytest tests/bot -q
 	scripts/test_bot.sh
 
-test-e2e: setup train
+test-widget: $(WIDGET_MODULES)
+	cd widget && node --test test/
+
+test-e2e: setup train $(CHROMIUM)
 	$(BACKEND_VENV)/bin/python -m pytest tests/e2e -q
 
 clean:
-	rm -rf .venv models/*.tar.gz models/fingerprint models/needs.skops models/needs.fingerprint var results .rasa
+	rm -rf .venv models/*.tar.gz models/fingerprint models/needs.skops models/needs.fingerprint var results .rasa widget/node_modules $(WIDGET_BUNDLE)

@@ -1,0 +1,174 @@
+"""Helpers for the chat widget's browser tests: Debian's Chromium through
+Playwright, the widget's shadow DOM, Rasa's tracker, and a TCP proxy that can
+cut the widget off from Rasa the way a Rasa restart does."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+AXE = REPO / "widget" / "node_modules" / "axe-core" / "axe.min.js"
+BUNDLE = REPO / "crm_backend" / "pages" / "static" / "widget.js"
+
+# Selectors inside the widget's (open) shadow root; Playwright's CSS engine
+# pierces it.
+LAUNCHER = "[data-helpdesk-chat] button.launcher"
+INPUT = "[data-helpdesk-chat] textarea"
+BOT_BUBBLES = "[data-helpdesk-chat] .log .from-bot .bubble"
+AGENT_ROWS = "[data-helpdesk-chat] .log .from-agent"
+CUSTOMER_BUBBLES = "[data-helpdesk-chat] .log .from-customer .bubble"
+QUICK_REPLIES = "[data-helpdesk-chat] .quick-replies button"
+BANNER = "[data-helpdesk-chat] .banner"
+
+# What the widget's shadow root has focused, seen from the page.
+FOCUSED = """() => {
+  const el = document.querySelector('[data-helpdesk-chat]').shadowRoot.activeElement;
+  return el ? (el.className || el.tagName.toLowerCase()) + '|' + (el.textContent || '').trim() : null;
+}"""
+
+
+def tracker(stack, session_id: str) -> dict:
+    response = requests.get(
+        f"{stack.rasa_url}/conversations/{session_id}/tracker",
+        params={"token": stack.rasa_token},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def user_texts(stack, session_id: str) -> list[str]:
+    return [e["text"] for e in tracker(stack, session_id)["events"] if e.get("event") == "user"]
+
+
+def push_bot_event(stack, session_id: str, event: dict) -> None:
+    """Appends a bot event through Rasa's HTTP API and pushes it to the
+    conversation's socket.io room, as the CRM does with agents' replies."""
+    response = requests.post(
+        f"{stack.rasa_url}/conversations/{session_id}/tracker/events",
+        params={"output_channel": "socketio", "execute_side_effects": "true", "token": stack.rasa_token},
+        json=event,
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+class CuttableProxy:
+    """Forwards 127.0.0.1:<port> to a target port. `cut()` drops every open
+    connection and refuses new ones (as a stopped Rasa does) until `restore()`."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepting = True
+        self.connections: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.accepting:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.accepting = False
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
+    def restore(self) -> None:
+        self.accepting = True
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+class HostPage:
+    """Serves one HTML page from its own origin on 127.0.0.1: a third-party
+    site that embeds the widget with its script tag."""
+
+    def __init__(self, html: str):
+        body = html.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_until(condition, timeout: float = 30, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")

@@ -1,0 +1,179 @@
+// The conversation as every tab of the site sees it: session id, transcript
+// and the customer's messages still waiting for a connection, kept in
+// localStorage so a reload or a new tab continues the same conversation.
+//
+// Tabs share one record; each change is a read-modify-write of it, and the
+// other tabs learn about it from the `storage` event.
+
+const MAX_MESSAGES = 200;
+// A reply this late is not coming (e.g. a human agent took over and the bot
+// stays silent): stop showing the typing indicator.
+export const TYPING_TIMEOUT_MS = 20000;
+const DUPLICATE_WINDOW_MS = 3000;
+
+function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** localStorage when the browser allows it, otherwise a per-page stand-in. */
+function pickStorage(win) {
+  try {
+    const storage = win.localStorage;
+    const probe = "helpdesk-chat:probe";
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+    return storage;
+  } catch {
+    const items = new Map();
+    return {
+      getItem: (key) => (items.has(key) ? items.get(key) : null),
+      setItem: (key, value) => items.set(key, String(value)),
+      removeItem: (key) => items.delete(key),
+    };
+  }
+}
+
+function emptyState() {
+  return { sessionId: randomId(), messages: [], unread: 0, connection: "idle" };
+}
+
+function isMessage(m) {
+  return m && typeof m.id === "string" && typeof m.from === "string" && typeof m.ts === "number";
+}
+
+export class ConversationStore {
+  constructor(key, win = window) {
+    this.key = key;
+    this.storage = pickStorage(win);
+    this.listeners = new Set();
+    this.state = this.read();
+    if (!this.storage.getItem(key)) this.write(this.state);
+    win.addEventListener("storage", (event) => {
+      if (event.key !== this.key) return;
+      this.state = this.read();
+      this.notify();
+    });
+  }
+
+  read() {
+    try {
+      const parsed = JSON.parse(this.storage.getItem(this.key) || "null");
+      if (parsed && typeof parsed.sessionId === "string" && Array.isArray(parsed.messages)) {
+        return {
+          sessionId: parsed.sessionId,
+          messages: parsed.messages.filter(isMessage),
+          unread: Number.isInteger(parsed.unread) ? parsed.unread : 0,
+          connection: typeof parsed.connection === "string" ? parsed.connection : "idle",
+        };
+      }
+    } catch {
+      // A corrupt record starts a new conversation rather than breaking the page.
+    }
+    return emptyState();
+  }
+
+  write(state) {
+    try {
+      this.storage.setItem(this.key, JSON.stringify(state));
+    } catch {
+      // Quota exceeded: keep the newer half and try once more.
+      state.messages = state.messages.slice(-Math.floor(MAX_MESSAGES / 2));
+      try {
+        this.storage.setItem(this.key, JSON.stringify(state));
+      } catch {
+        /* the in-memory state still works for this page */
+      }
+    }
+  }
+
+  /** Applies `change(state)` to the freshest copy, saves it and notifies. */
+  update(change) {
+    const state = this.read();
+    const result = change(state);
+    if (state.messages.length > MAX_MESSAGES) state.messages = state.messages.slice(-MAX_MESSAGES);
+    this.state = state;
+    this.write(state);
+    this.notify();
+    return result;
+  }
+
+  subscribe(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  notify() {
+    for (const listener of this.listeners) listener(this.state);
+  }
+
+  get sessionId() {
+    return this.state.sessionId;
+  }
+
+  /** What the customer typed (or a button they chose): queued until sent. */
+  addCustomerMessage({ text, payload = null, hidden = false }) {
+    const message = { id: randomId(), from: "customer", text, ts: Date.now(), status: "queued" };
+    if (payload) message.payload = payload;
+    if (hidden) message.hidden = true;
+    this.update((state) => state.messages.push(message));
+    return message;
+  }
+
+  /** A message from the bot or a human agent; `countUnread` when the panel is closed. */
+  addIncoming(incoming, countUnread) {
+    return this.update((state) => {
+      const last = state.messages[state.messages.length - 1];
+      // Rasa sends an agent's reply twice when the bot event also has a top-level
+      // text (plain, then with agent_name; docs/widget.md): keep the agent's.
+      if (
+        incoming.from === "agent" &&
+        last?.from === "bot" &&
+        last.text === incoming.text &&
+        Date.now() - last.ts < DUPLICATE_WINDOW_MS
+      ) {
+        Object.assign(last, incoming);
+        return last;
+      }
+      const message = { id: randomId(), ts: Date.now(), ...incoming };
+      state.messages.push(message);
+      if (countUnread) state.unread += 1;
+      return message;
+    });
+  }
+
+  /** Marks every queued message as sent and returns them, oldest first. */
+  takeQueued() {
+    const isQueued = (m) => m.from === "customer" && m.status === "queued";
+    if (!this.read().messages.some(isQueued)) return [];
+    return this.update((state) => {
+      const queued = state.messages.filter(isQueued);
+      const now = Date.now();
+      for (const message of queued) {
+        message.status = "sent";
+        message.sentAt = now;
+      }
+      return queued;
+    });
+  }
+
+  /** The connected tab tells the others how the connection is. */
+  setConnection(status) {
+    if (this.read().connection !== status) this.update((state) => (state.connection = status));
+  }
+
+  markRead() {
+    if (this.state.unread) this.update((state) => (state.unread = 0));
+  }
+
+  /** True while the last thing said is the customer's, sent and not answered yet. */
+  awaitingReply(now = Date.now()) {
+    const last = this.state.messages[this.state.messages.length - 1];
+    return Boolean(last && last.from === "customer" && last.status === "sent" && now - last.sentAt < TYPING_TIMEOUT_MS);
+  }
+
+  hasConversation() {
+    return this.state.messages.length > 0;
+  }
+}
