@@ -35,9 +35,11 @@ def create_app(test_config: dict | None = None) -> APIFlask:
     db.init_app(app)
     health.init_app(app)
     app.register_blueprint(customers_bp)
+    app.register_blueprint(__import__("crm_backend.pages", fromlist=["bp"]).bp)
     from . import classifier
 
     classifier.init_app(app)
     api.init_app(app)
+    __import__("crm_backend.console", fromlist=["init_app"]).init_app(app)  # agent console; after the API (rate limiter)
     commands.init_app(app)
     return app

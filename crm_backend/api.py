@@ -4,13 +4,16 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from . import api_key_views, api_keys, audit_views, rate_limits
+    from . import api_key_views, api_keys, audit_views, rate_limits, webhooks
     from .agents import bp as agents_bp
     from .feedback import bp as feedback_bp
     from .handoffs import bp as handoffs_bp
+    from .handoffs import follower
     from .tickets import bp as tickets_bp
 
+    follower.init_app(app)
     api_keys.init_app(app)
     rate_limits.init_app(app)
     for blueprint in (tickets_bp, handoffs_bp, feedback_bp, agents_bp, api_key_views.bp, audit_views.bp):
         app.register_blueprint(blueprint)
+    webhooks.init_app(app)  # outbound and inbound webhooks, `crm webhooks` and `crm inbound`

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from flask import has_request_context
+from flask import g, has_request_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,10 @@ CLI_ACTOR = ("cli", None, "crm command line")
 def current_actor() -> tuple[str, int | None, str]:
     """(actor_type, actor_id, actor_name) of whoever makes the current change."""
     if has_request_context():
+        # A signed-in agent of the console (crm_backend/console) sets this.
+        actor = g.get("audit_actor")
+        if actor is not None:
+            return actor
         from .auth import auth  # imported late: auth imports the db layer
 
         api_key = auth.current_user

@@ -5,6 +5,10 @@ import os
 DEFAULT_DATABASE_URL = "sqlite:///var/crm.db"
 
 
+def _labels(value: str) -> frozenset[str]:
+    return frozenset(label.strip() for label in value.split(",") if label.strip())
+
+
 def settings_from_env() -> dict:
     """Return the Flask config keys that deployments may override."""
     return {
@@ -14,4 +18,23 @@ def settings_from_env() -> dict:
         # Rasa's HTTP API, for agents' replies and resuming handed-off conversations.
         "RASA_URL": os.environ.get("RASA_URL", f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}"),
         "RASA_TOKEN": os.environ.get("RASA_TOKEN", ""),
+        # Needs the company wants a person on: tickets of these show
+        # needs_human, and the assistant offers a person right away.
+        "HUMAN_ONLY_NEEDS": _labels(os.environ.get("HUMAN_ONLY_NEEDS", "payment_problem,service_complaint")),
+        # Where browsers reach Rasa's socket.io (the chat widget's data-server);
+        # empty: the scheme and host of the page's request, on RASA_PORT.
+        "RASA_PUBLIC_URL": os.environ.get("RASA_PUBLIC_URL", ""),
+        "RASA_PORT": int(os.environ.get("RASA_PORT", 5005)),
+        # Agent console (crm_backend/console): signs its session cookie and CSRF
+        # tokens. `make run` generates one into $VAR_DIR/secret_key; when unset
+        # the console makes one per process (sessions then end with a restart).
+        "SECRET_KEY": os.environ.get("CRM_SECRET_KEY") or None,
+        # 1 behind HTTPS: the console's cookie is then sent over HTTPS only.
+        "SESSION_COOKIE_SECURE": os.environ.get("CRM_SECURE_COOKIES", "0") == "1",
+        "CONSOLE_SESSION_HOURS": float(os.environ.get("CONSOLE_SESSION_HOURS", 12)),
+        # Failed console logins allowed per client address and per e-mail (Flask-Limiter syntax).
+        "CONSOLE_LOGIN_LIMIT": os.environ.get("CONSOLE_LOGIN_LIMIT", "5 per minute;30 per hour"),
+        "CANNED_REPLIES_PATH": os.environ.get(
+            "CANNED_REPLIES_PATH", os.path.join(os.environ.get("VAR_DIR", "var"), "canned_replies.json")
+        ),
     }

@@ -20,11 +20,19 @@ export ACTIONS_PORT=${ACTIONS_PORT:-5055}
 export CRM_WORKERS=${CRM_WORKERS:-2}
 export DATABASE_URL=${DATABASE_URL:-sqlite:///$VAR_DIR/crm.db}
 export RASA_TRACKER_DB=${RASA_TRACKER_DB:-$VAR_DIR/tracker.db}
+export RASA_EVENTS_DB=${RASA_EVENTS_DB:-$VAR_DIR/rasa_events.db}
 export CRM_URL=${CRM_URL:-http://127.0.0.1:$CRM_PORT}
 export RASA_URL=${RASA_URL:-http://127.0.0.1:$RASA_PORT}
 export RASA_TELEMETRY_ENABLED=false
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export PYTHONUNBUFFERED=1
+# Sanic (the action server and Rasa) closes idle keep-alive connections after
+# 5 s by default, while Rasa's HTTP client to the action server keeps them for
+# 15 s: under load Rasa then reused a connection the action server had just
+# closed ("Cannot write to closing transport") and dropped the action. With a
+# longer server-side timeout the client always closes first.
+export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
+export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
 
 crm=.venv/backend/bin/crm
 if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.gz ]; then
@@ -40,6 +48,17 @@ if [ -z "${RASA_TOKEN:-}" ]; then
   RASA_TOKEN=$(cat "$VAR_DIR/rasa_token")
 fi
 export RASA_TOKEN
+
+# The agent console's key for its session cookie and CSRF tokens: generated
+# once into var/ unless given, so sessions survive restarts and are shared by
+# every gunicorn worker.
+if [ -z "${CRM_SECRET_KEY:-}" ]; then
+  if [ ! -s "$VAR_DIR/secret_key" ]; then
+    (umask 077 && .venv/backend/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' > "$VAR_DIR/secret_key")
+  fi
+  CRM_SECRET_KEY=$(cat "$VAR_DIR/secret_key")
+fi
+export CRM_SECRET_KEY
 
 "$crm" init-db
 if [ "${SEED_DEMO:-1}" = "1" ]; then

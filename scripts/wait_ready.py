@@ -90,6 +90,9 @@ def main() -> int:
         "\n".join(
             [
                 READY_LINE + f" (ready in {time.monotonic() - started:.1f} s)",
+                f"  Demo shop + widget  {url('CRM_PORT', '8000', '/')}",
+                f"  Agent console       {url('CRM_PORT', '8000', '/console')}"
+                + ("  (demo agent: agent@example.com / northwind-demo)" if os.environ.get("SEED_DEMO", "1") == "1" else ""),
                 f"  CRM API docs        {url('CRM_PORT', '8000', '/api/docs')}",
                 f"  CRM OpenAPI         {url('CRM_PORT', '8000', '/api/v1/openapi.json')}",
                 f"  CRM health          {url('CRM_PORT', '8000', '/readyz')}",

@@ -4,6 +4,8 @@ Lifecycle: queued → claimed (by one agent) → resolved. One conversation has
 at most one handoff that is not resolved.
 """
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -13,6 +15,7 @@ from ..db import utcnow
 from ..models import Agent, Customer, Handoff, HandoffMessage, Ticket, normalise_email, parse_ticket_reference
 from ..problems import ApiProblem, field_problem
 from ..rasa import RasaClient, RasaUnavailable
+from ..webhooks import outbox
 
 HANDOFF_AUDIT_FIELDS = (
     "conversation_id",
@@ -106,6 +109,7 @@ def request_handoff(
         raise
     session.refresh(handoff)
     audit.record(session, "handoff.requested", "handoff", handoff.id, None, _snapshot(handoff))
+    outbox.emit(session, "handoff.requested", handoff)
     return handoff
 
 
@@ -167,7 +171,12 @@ def reply(session: Session, handoff: Handoff, agent: Agent, text: str, rasa: Ras
 
 
 def add_customer_message(
-    session: Session, handoff: Handoff, text: str, source_event_id: str | None, sender: str = "customer"
+    session: Session,
+    handoff: Handoff,
+    text: str,
+    source_event_id: str | None,
+    sender: str = "customer",
+    sent_at: datetime | None = None,
 ) -> HandoffMessage | None:
     """Record a message the customer (or the bot) sent while handed off; None if already recorded."""
     if source_event_id is not None:
@@ -178,7 +187,9 @@ def add_customer_message(
         ).first()
         if known is not None:
             return None
-    message = HandoffMessage(handoff_id=handoff.id, sender=sender, text=text, source_event_id=source_event_id)
+    message = HandoffMessage(
+        handoff_id=handoff.id, sender=sender, text=text, source_event_id=source_event_id, created_at=sent_at or utcnow()
+    )
     session.add(message)
     session.flush()
     return message
@@ -209,6 +220,7 @@ def resolve(session: Session, handoff: Handoff, agent: Agent, rasa: RasaClient) 
         ) from error
     old, new = audit.changed(before, _snapshot(handoff))
     audit.record(session, "handoff.resolved", "handoff", handoff.id, old, new)
+    outbox.emit(session, "handoff.resolved", handoff)
     return handoff
 
 

@@ -77,6 +77,16 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         assert tracker["paused"] is True
         assert [e["text"] for e in tracker["events"] if e["event"] == "user"][-1] == "hello? are you there?"
 
+        # ...but what the customer writes reaches the handoff (Rasa's event
+        # broker -> `crm handoffs follow`) within a couple of seconds.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
+            if detail["messages"]:
+                break
+            time.sleep(0.25)
+        assert [(m["sender"], m["text"]) for m in detail["messages"]] == [("customer", "hello? are you there?")]
+
         # ...and the agent's reply reaches the customer's socket, with the agent's name.
         claimed = requests.post(
             f"{api}/handoffs/{handoff['id']}/claim", json={"agent_email": "agent@example.com"}, headers=console, timeout=10
@@ -107,6 +117,12 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         assert "anything you'd like to tell us" in replies_until_quiet(client)[-1]["text"]
         client.sio.emit("user_uttered", {"message": "Quick and kind, thank you", "session_id": session_id})
         assert "Thanks for your feedback" in replies_until_quiet(client)[-1]["text"]
+        # The whole conversation after the handoff, in order, from both sides.
+        detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
+        assert [(m["sender"], m["text"]) for m in detail["messages"]] == [
+            ("customer", "hello? are you there?"),
+            ("agent", "Hi Ada, I'm sorting out your refund now."),
+        ]
     finally:
         client.close()
 
