@@ -76,6 +76,25 @@ class ActionFeedbackIntro(Action):
         return [*stale, SlotSet("csat_pending", False)]
 
 
+SCORE_BUTTONS = [
+    *({"title": str(score), "payload": f'/inform{{"feedback_score":"{score}"}}'} for score in range(1, 6)),
+    {"title": "Skip", "payload": "/deny"},
+]
+
+
+class ActionAskFeedbackScore(Action):
+    """The score question with 1-5 buttons (the form's question for feedback_score)."""
+
+    def name(self) -> str:
+        return "action_ask_feedback_score"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_feedback_score_question", buttons=SCORE_BUTTONS)
+        return []
+
+
 class ValidateFeedbackForm(FormValidationAction):
     def name(self) -> str:
         return "validate_feedback_form"

@@ -9,7 +9,7 @@ import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -69,6 +69,14 @@ def form_run_key(tracker: Tracker, form: str = "ticket_form", kind: str = "ticke
     return f"chat-{kind}-{digest[:40]}"
 
 
+def offered_a_person(tracker: Tracker) -> bool:
+    """Whether the customer just said yes to the offer of a person after a ticket."""
+    if ((tracker.latest_message or {}).get("intent") or {}).get("name") != "affirm":
+        return False
+    last_bot = next((e for e in reversed(tracker.events) if e.get("event") == "bot"), None)
+    return bool(last_bot) and (last_bot.get("metadata") or {}).get("utter_action") == "utter_offer_human_for_need"
+
+
 class KnownEmailMixin:
     """Email handling every form that needs ``customer_email`` shares."""
 
@@ -121,6 +129,9 @@ class ActionCreateTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if offered_a_person(tracker):
+            # "yes" to "shall I bring in someone?" after the ticket was opened.
+            return [FollowupAction("handoff_form")]
         email = tracker.get_slot("customer_email")
         description = tracker.get_slot("problem_description")
         order_number = tracker.get_slot("order_number")
@@ -152,6 +163,9 @@ class ActionCreateTicket(Action):
             SlotSet("csat_pending", True),
         ]
         dispatcher.utter_message(response="utter_ticket_created", last_ticket_number=number)
+        if ticket.get("needs_human"):
+            # The shop wants people, not the bot, on this kind of need.
+            dispatcher.utter_message(response="utter_offer_human_for_need")
         return events
 
 

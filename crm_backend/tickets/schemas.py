@@ -1,6 +1,7 @@
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Float, Function, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
+from flask import current_app
 from webargs.fields import DelimitedList
 
 from ..models import COMMENT_AUTHOR_TYPES, TICKET_CHANNELS, TICKET_PRIORITIES, TICKET_STATUSES
@@ -57,6 +58,11 @@ class TicketPatch(Schema):
     conversation_id = _conversation_id(allow_none=True)
 
 
+def _category_of(ticket) -> str | None:
+    # A Ticket, a row of the look-up query, or an already dumped dict.
+    return ticket.get("category") if isinstance(ticket, dict) else getattr(ticket, "category", None)
+
+
 class TicketOut(Schema):
     id = Integer(required=True)
     number = String(required=True, metadata={"example": "TCK-000123"})
@@ -72,6 +78,14 @@ class TicketOut(Schema):
     channel = String(required=True, validate=OneOf(TICKET_CHANNELS))
     assignee = String(attribute="assignee_email", allow_none=True, required=True)
     conversation_id = String(allow_none=True, required=True)
+    needs_human = Function(
+        lambda ticket: _category_of(ticket) in current_app.config.get("HUMAN_ONLY_NEEDS", ()),
+        required=True,
+        metadata={
+            "type": "boolean",
+            "description": "The category is one the company wants a person on (setting HUMAN_ONLY_NEEDS).",
+        },
+    )
     created_at = DateTime(required=True)
     updated_at = DateTime(required=True)
 

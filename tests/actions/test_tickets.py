@@ -205,3 +205,25 @@ async def test_an_email_the_conversation_already_has_is_not_asked_for(dispatcher
 
     assert from_sender == {"customer_email": "ada@example.com"}
     assert anonymous == {}
+
+
+@pytest.mark.asyncio
+async def test_a_need_the_shop_handles_in_person_gets_the_offer_of_a_person(crm, dispatcher):
+    crm(result={**TICKET, "needs_human": True})
+
+    await ActionCreateTicket().run(dispatcher, tracker_with_form(slots=SLOTS), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ticket_created", "utter_offer_human_for_need"]
+
+
+@pytest.mark.asyncio
+async def test_yes_to_that_offer_starts_the_handoff_instead_of_a_second_ticket(crm, dispatcher):
+    fake = crm(result=TICKET)
+    tracker = tracker_with_form(slots=SLOTS)
+    tracker.events.append({"event": "bot", "text": "...", "metadata": {"utter_action": "utter_offer_human_for_need"}})
+    tracker.latest_message["intent"] = {"name": "affirm", "confidence": 1.0}
+
+    events = await ActionCreateTicket().run(dispatcher, tracker, {})
+
+    assert fake.calls == [] and dispatcher.messages == []
+    assert events == [{"event": "followup", "timestamp": None, "name": "handoff_form"}]

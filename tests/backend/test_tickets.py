@@ -279,3 +279,12 @@ def test_a_ticket_is_classified_by_the_real_need_model(tmp_path, demo_model_path
     assert 0 < body["category_confidence"] <= 1
     with app.app_context():
         get_engine().dispose()
+
+
+def test_tickets_of_needs_the_company_wants_a_person_on_say_so(app, client, writer, open_ticket):
+    app.config["HUMAN_ONLY_NEEDS"] = frozenset({"refund"})
+    refund = open_ticket(subject="I want a refund", description="The kettle leaks.")
+    late = open_ticket()
+    assert (refund["category"], refund["needs_human"]) == ("refund", True)
+    assert late["needs_human"] is False
+    assert client.get(f"{TICKETS}/{refund['number']}", headers=writer).json["needs_human"] is True
