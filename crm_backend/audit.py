@@ -6,6 +6,7 @@ from flask import g, has_request_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .db import keyset_page
 from .models import AuditEvent
 
 CLI_ACTOR = ("cli", None, "crm command line")
@@ -76,16 +77,11 @@ def find_events(
     before_id: int | None = None,
 ) -> tuple[list[AuditEvent], int | None]:
     """Newest first; returns the page and the id to continue before (or None)."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
+    query = select(AuditEvent)
     if entity_type is not None:
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None:
         query = query.where(AuditEvent.entity_id == entity_id)
     if action is not None:
         query = query.where(AuditEvent.action == action)
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    events = list(session.scalars(query))
-    if len(events) > limit:
-        return events[:limit], events[limit - 1].id
-    return events, None
+    return keyset_page(session, query, AuditEvent.id, limit=limit, cursor=before_id, newest_first=True)

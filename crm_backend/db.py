@@ -107,3 +107,18 @@ def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def keyset_page(session: Session, query, id_column, *, limit: int, cursor: int | None, newest_first: bool):
+    """One page of ``query`` ordered by ``id_column``, and the cursor of the next page (or None).
+
+    Keyset pagination: the cursor is the last id of the page, so pages stay
+    stable while rows are added, and each page is one indexed range query.
+    """
+    if cursor is not None:
+        query = query.where(id_column < cursor if newest_first else id_column > cursor)
+    query = query.order_by(id_column.desc() if newest_first else id_column.asc()).limit(limit + 1)
+    rows = list(session.scalars(query).unique())
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].id
+    return rows, None

@@ -4,6 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit
+from ..db import keyset_page
 from ..models import Customer, Feedback, Handoff, normalise_email
 from ..problems import field_problem
 from ..webhooks import outbox
@@ -74,7 +75,7 @@ def find_feedback(
     before_id: int | None = None,
 ) -> tuple[list[Feedback], int | None]:
     """Feedback newest first, a page at a time."""
-    query = select(Feedback).order_by(Feedback.id.desc()).limit(limit + 1)
+    query = select(Feedback)
     if conversation_id is not None:
         query = query.where(Feedback.conversation_id == conversation_id)
     if customer_email is not None:
@@ -83,9 +84,4 @@ def find_feedback(
         )
     if max_score is not None:
         query = query.where(Feedback.score <= max_score)
-    if before_id is not None:
-        query = query.where(Feedback.id < before_id)
-    rows = list(session.scalars(query).unique())
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    return keyset_page(session, query, Feedback.id, limit=limit, cursor=before_id, newest_first=True)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import audit
-from ..db import utcnow
+from ..db import keyset_page, utcnow
 from ..models import Agent, Customer, Handoff, HandoffMessage, Ticket, normalise_email, parse_ticket_reference
 from ..problems import ApiProblem, field_problem
 from ..rasa import RasaClient, RasaUnavailable
@@ -235,7 +235,7 @@ def find_handoffs(
     after_id: int | None = None,
 ) -> tuple[list[Handoff], int | None]:
     """Handoffs oldest first (a queue is served first come, first served), a page at a time."""
-    query = select(Handoff).order_by(Handoff.id).limit(limit + 1)
+    query = select(Handoff)
     if status:
         query = query.where(Handoff.status.in_(status))
     if conversation_id is not None:
@@ -246,9 +246,4 @@ def find_handoffs(
         )
     if agent is not None:
         query = query.join(Agent, Handoff.agent_id == Agent.id).where(Agent.email == normalise_email(agent))
-    if after_id is not None:
-        query = query.where(Handoff.id > after_id)
-    rows = list(session.scalars(query).unique())
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    return keyset_page(session, query, Handoff.id, limit=limit, cursor=after_id, newest_first=False)

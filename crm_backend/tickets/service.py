@@ -4,6 +4,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from .. import audit
+from ..db import keyset_page
 from ..customers import service as customers
 from ..models import Agent, Comment, Customer, Ticket, format_ticket_number, normalise_email
 from ..problems import ApiProblem, field_problem
@@ -200,7 +201,7 @@ def find_tickets(
     before_id: int | None = None,
 ) -> tuple[list[Ticket], int | None]:
     """Newest first; the page and the id to continue before (or None)."""
-    query = select(Ticket).order_by(Ticket.id.desc()).limit(limit + 1)
+    query = select(Ticket)
     if customer_email is not None:
         query = query.join(Ticket.customer).where(Customer.email == normalise_email(customer_email))
     if customer_id is not None:
@@ -220,23 +221,13 @@ def find_tickets(
         query = query.where(
             or_(Ticket.subject.ilike(pattern, escape="\\"), Ticket.description.ilike(pattern, escape="\\"))
         )
-    if before_id is not None:
-        query = query.where(Ticket.id < before_id)
-    tickets = list(session.scalars(query).unique())
-    if len(tickets) > limit:
-        return tickets[:limit], tickets[limit - 1].id
-    return tickets, None
+    return keyset_page(session, query, Ticket.id, limit=limit, cursor=before_id, newest_first=True)
 
 
 def find_comments(
     session: Session, ticket: Ticket, *, include_internal: bool = True, limit: int = 50, after_id: int | None = None
 ) -> tuple[list[Comment], int | None]:
-    query = select(Comment).where(Comment.ticket_id == ticket.id).order_by(Comment.id).limit(limit + 1)
+    query = select(Comment).where(Comment.ticket_id == ticket.id)
     if not include_internal:
         query = query.where(Comment.public.is_(True))
-    if after_id is not None:
-        query = query.where(Comment.id > after_id)
-    comments = list(session.scalars(query))
-    if len(comments) > limit:
-        return comments[:limit], comments[limit - 1].id
-    return comments, None
+    return keyset_page(session, query, Comment.id, limit=limit, cursor=after_id, newest_first=False)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit
-from ..db import utcnow
+from ..db import keyset_page, utcnow
 from ..models import WebhookDelivery, WebhookEndpoint
 from ..problems import ApiProblem, field_problem
 from . import delivery, signing, ssrf
@@ -90,13 +90,7 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint, keep_previous_sec
 
 
 def find_endpoints(session: Session, *, limit: int = 20, after_id: int | None = None) -> tuple[list[WebhookEndpoint], int | None]:
-    query = select(WebhookEndpoint).order_by(WebhookEndpoint.id).limit(limit + 1)
-    if after_id is not None:
-        query = query.where(WebhookEndpoint.id > after_id)
-    rows = list(session.scalars(query))
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    return keyset_page(session, select(WebhookEndpoint), WebhookEndpoint.id, limit=limit, cursor=after_id, newest_first=False)
 
 
 def find_deliveries(
@@ -104,24 +98,14 @@ def find_deliveries(
     limit: int = 20, before_id: int | None = None,
 ) -> tuple[list[WebhookDelivery], int | None]:
     """Newest first."""
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint.id)
-        .order_by(WebhookDelivery.id.desc())
-        .limit(limit + 1)
-    )
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     if event_type is not None:
         from ..models import WebhookEvent
 
         query = query.join(WebhookDelivery.event).where(WebhookEvent.event_type == event_type)
-    if before_id is not None:
-        query = query.where(WebhookDelivery.id < before_id)
-    rows = list(session.scalars(query).unique())
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    return keyset_page(session, query, WebhookDelivery.id, limit=limit, cursor=before_id, newest_first=True)
 
 
 def redeliver(session: Session, found: WebhookDelivery) -> WebhookDelivery:

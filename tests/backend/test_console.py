@@ -9,34 +9,15 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from crm_backend import rasa
 from crm_backend.agents.service import create_agent
 from crm_backend.classifier.corrections import ticket_corrections
 from crm_backend.db import get_session
 from crm_backend.handoffs import service as handoffs
 from crm_backend.models import Agent, AuditEvent, Customer, Handoff, HandoffMessage, Ticket
+from fakes import FakeRasa
 
 ALEX = ("alex@example.com", "correct horse 1")
 SAM = ("sam@example.com", "correct horse 2")
-
-
-class FakeRasa:
-    """Records what the console asks of the Rasa server; can be made unreachable."""
-
-    def __init__(self):
-        self.sent: list[tuple[str, str, str]] = []
-        self.resumed: list[tuple[str, str | None]] = []
-        self.down = False
-
-    def send_agent_message(self, conversation_id, text, agent_name):
-        if self.down:
-            raise rasa.RasaUnavailable("the assistant at http://rasa could not be reached (ConnectionError)")
-        self.sent.append((conversation_id, text, agent_name))
-
-    def resume(self, conversation_id, agent_name):
-        if self.down:
-            raise rasa.RasaUnavailable("the assistant at http://rasa could not be reached (ConnectionError)")
-        self.resumed.append((conversation_id, agent_name))
 
 
 @pytest.fixture

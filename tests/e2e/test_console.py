@@ -19,17 +19,7 @@ from tests.e2e.test_handoff import replies_until_quiet
 from tests.e2e.test_socketio import WidgetClient
 
 REPO = Path(__file__).resolve().parents[2]
-AXE = REPO / "widget" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from tests.e2e.widget_support import AXE, CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 DESKTOP = {"width": 1280, "height": 800}
 DEMO_AGENT = ("agent@example.com", "northwind-demo")
 LIVE_MS = 15_000
