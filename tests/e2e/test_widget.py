@@ -27,6 +27,7 @@ from tests.e2e.widget_support import (
     QUICK_REPLIES,
     CuttableProxy,
     HostPage,
+    OwnRasa,
     push_bot_event,
     tracker,
     user_texts,
@@ -317,6 +318,60 @@ def test_when_rasa_goes_away_and_comes_back_nothing_is_lost_or_doubled(stack, ne
         assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 1
     finally:
         proxy.close()
+        shop.close()
+
+
+def test_a_real_rasa_restart_loses_and_doubles_nothing(stack, new_page, tmp_path):
+    """Issue #7 with a real outage: a Rasa server of the test's own (the
+    Procfile's command line, the stack's action server) is stopped with
+    SIGTERM during the conversation and started again on the same port."""
+    rasa = OwnRasa(stack, tmp_path / "own-rasa")
+    shop = HostPage(
+        "<!doctype html><html lang=en><head><title>Any shop</title></head><body><h1>Any shop</h1>"
+        f'<script src="{stack.crm_url}/widget.js" data-server="{rasa.rasa_url}"'
+        ' data-title="Any shop" defer></script></body></html>'
+    )
+    page = new_page()
+    try:
+        rasa.start()
+        page.goto(shop.url)
+        page.wait_for_function("() => window.HelpdeskChat !== undefined")
+        open_chat(page)
+        sid = session_id(page)
+        assert "working days" in say(page, SHIPPING_QUESTION)
+        bubbles_before = page.locator(BOT_BUBBLES).count()
+
+        rasa.stop()
+        assert rasa.process.returncode is not None
+        expect(page.locator(BANNER)).to_be_visible(timeout=10_000)
+        question = "how much is delivery"
+        page.locator(INPUT).fill(question)
+        page.locator(INPUT).press("Enter")
+        expect(page.locator("[data-helpdesk-chat] .log .status")).to_have_text("Waiting for connection")
+        assert page.locator(CUSTOMER_BUBBLES).last.inner_text().endswith(question)
+        page.wait_for_timeout(2000)  # several reconnection attempts fail meanwhile
+        expect(page.locator(BOT_BUBBLES)).to_have_count(bubbles_before)
+
+        rasa.start()
+        # The conversation survived the restart (SQLite tracker store), and
+        # the queued message has not been sent yet.
+        assert user_texts(rasa, sid).count(SHIPPING_QUESTION) == 1
+        assert question not in user_texts(rasa, sid)
+
+        delivery = page.locator(BOT_BUBBLES).filter(has_text="£")
+        expect(delivery).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
+        expect(page.locator(BANNER)).to_be_hidden()
+        expect(page.locator("[data-helpdesk-chat] .log .status")).to_have_count(0)
+        page.wait_for_timeout(3000)  # a duplicate would have arrived by now
+        texts = user_texts(rasa, sid)
+        assert texts.count(question) == 1, texts
+        assert texts.count(SHIPPING_QUESTION) == 1, texts
+        expect(delivery).to_have_count(1)
+        assert sum(t.endswith(question) for t in page.locator(CUSTOMER_BUBBLES).all_inner_texts()) == 1
+        assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 1
+        assert page.errors == []
+    finally:
+        rasa.stop()
         shop.close()
 
 

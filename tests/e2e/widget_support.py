@@ -1,10 +1,15 @@
 """Helpers for the chat widget's browser tests: Debian's Chromium through
-Playwright, the widget's shadow DOM, Rasa's tracker, and a TCP proxy that can
-cut the widget off from Rasa the way a Rasa restart does."""
+Playwright, the widget's shadow DOM, Rasa's tracker, a TCP proxy that can
+cut the widget off from Rasa the way a Rasa restart does, and a Rasa server
+of a test's own that it can really stop and start again."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +49,8 @@ FOCUSED = """() => {
 
 
 def tracker(stack, session_id: str) -> dict:
+    """Rasa's tracker of a conversation; ``stack`` is the Stack or an OwnRasa
+    (anything with ``rasa_url`` and ``rasa_token``)."""
     response = requests.get(
         f"{stack.rasa_url}/conversations/{session_id}/tracker",
         params={"token": stack.rasa_token},
@@ -172,3 +179,94 @@ def wait_until(condition, timeout: float = 30, interval: float = 0.25, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+
+
+class OwnRasa:
+    """A `rasa run` of a test's own, with the `rasa:` line of the Procfile, on
+    a free port, beside the stack's (whose Rasa honcho supervises: if that one
+    exits honcho stops the whole stack). It uses the stack's action server,
+    and a tracker store and event broker in ``state_dir``, so a restart keeps
+    the conversations as the stack's Rasa would. ``stop()`` is SIGTERM and a
+    wait, as honcho does it; ``start()`` again brings it back on the same port."""
+
+    def __init__(self, stack, state_dir: Path, port: int | None = None):
+        from tests.e2e.stack import free_port
+
+        self.port = port or free_port()
+        self.rasa_url = f"http://127.0.0.1:{self.port}"
+        self.rasa_token = secrets.token_urlsafe(32)
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.state_dir / "rasa.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ("RASA_TOKEN", "DATABASE_URL")},
+            "ACTIONS_PORT": str(stack.actions_port),
+            "RASA_TRACKER_DB": str(self.state_dir / "tracker.db"),
+            "RASA_EVENTS_DB": str(self.state_dir / "rasa_events.db"),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+            "SANIC_KEEP_ALIVE_TIMEOUT": "75",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def command(self) -> list[str]:
+        return [
+            str(REPO / ".venv/bot/bin/rasa"), "run",
+            "--interface", "127.0.0.1", "--port", str(self.port),
+            "--model", "models/helpdesk.tar.gz",
+            "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+            "--enable-api", "--auth-token", self.rasa_token,
+            "--cors", "*",
+        ]  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ready(self) -> bool:
+        try:
+            response = requests.get(f"{self.rasa_url}/status", params={"token": self.rasa_token}, timeout=2)
+        except requests.RequestException:
+            return False
+        return response.status_code == 200 and bool(response.json().get("model_file"))
+
+    def start(self, timeout: float = 120) -> "OwnRasa":
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n==== start {self.starts} ====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                self.command(), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rasa exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            if self.ready():
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"rasa was not ready in {timeout:.0f} s:\n{self.log()[-4000:]}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, then wait for it to exit (SIGKILL to its group after ``timeout``)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+        # Its own session: nothing it started outlives it.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

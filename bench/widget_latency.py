@@ -2,7 +2,7 @@
 widget against the real stack, and the same questions over a bare socket.io
 client for comparison (what Rasa itself takes).
 
-    .venv/backend/bin/python widget/bench/latency.py [--messages 50]
+    .venv/backend/bin/python bench/widget_latency.py [--messages 50]
 
 Starts the stack like the end-to-end tests (free ports, temporary var/),
 drives Debian's Chromium with Playwright, prints p50/p95/max in ms.
@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import socketio  # noqa: E402
