@@ -106,7 +106,7 @@ class ActionRequestHandoff(Action):
         email = tracker.get_slot("customer_email")
         reason = tracker.get_slot("handoff_reason") or "The customer asked for a person."
         try:
-            await crm.create_handoff(
+            handoff = await crm.create_handoff(
                 conversation_id=tracker.sender_id,
                 reason=reason,
                 customer_email=email,
@@ -127,5 +127,13 @@ class ActionRequestHandoff(Action):
             # A person already has this conversation: stay quiet for them.
             dispatcher.utter_message(response="utter_handoff_already_queued")
             return [SlotSet("handoff_reason", None), ConversationPaused()]
+        if (handoff.get("availability") or {}).get("available") is False:
+            # Outside support hours or nobody online: the request waits in the
+            # queue, and the assistant keeps helping, starting with a ticket.
+            dispatcher.utter_message(response="utter_handoff_offline")
+            events: list[EventType] = [SlotSet("handoff_reason", None)]
+            if reason_in(reason) and not tracker.get_slot("problem_description"):
+                events.append(SlotSet("problem_description", reason))
+            return events
         dispatcher.utter_message(response="utter_handoff_queued")
         return [SlotSet("handoff_reason", None), ConversationPaused()]

@@ -271,6 +271,7 @@ def main() -> None:
         client = stream = None
         try:
             print(f"stack ready in {time.monotonic() - started:.1f} s", flush=True)
+            stack.sign_in_agent()  # an agent online, so the handoff goes to a person
             key = stack.api_key("bench-handoff-latency", "handoffs:read", "handoffs:write")
             api = {"Authorization": f"Bearer {key}"}
             client = WidgetClient(stack.rasa_url, uuid.uuid4().hex)

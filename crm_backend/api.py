@@ -8,10 +8,11 @@ def init_app(app: Flask) -> None:
     from .agents import bp as agents_bp
     from .feedback import bp as feedback_bp
     from .handoffs import bp as handoffs_bp
-    from .handoffs import follower
+    from .handoffs import availability, follower
     from .tickets import bp as tickets_bp
 
     follower.init_app(app)
+    availability.check_settings(app.config)
     api_keys.init_app(app)
     rate_limits.init_app(app)
     for blueprint in (tickets_bp, handoffs_bp, feedback_bp, agents_bp, api_key_views.bp, audit_views.bp):

@@ -20,6 +20,10 @@ def settings_from_env() -> dict:
         "RASA_TOKEN": os.environ.get("RASA_TOKEN", ""),
         # Needs the company wants a person on: tickets of these show
         # needs_human, and the assistant offers a person right away.
+        # When people answer handoffs (see crm_backend/handoffs/availability.py).
+        "SUPPORT_HOURS": os.environ.get("SUPPORT_HOURS", "mon-fri 08:00-18:00; sat 09:00-14:00"),
+        "SUPPORT_TIMEZONE": os.environ.get("SUPPORT_TIMEZONE", "Europe/London"),
+        "AGENT_ONLINE_SECONDS": float(os.environ.get("AGENT_ONLINE_SECONDS", 120)),
         "HUMAN_ONLY_NEEDS": _labels(os.environ.get("HUMAN_ONLY_NEEDS", "payment_problem,service_complaint")),
         # Where browsers reach Rasa's socket.io (the chat widget's data-server);
         # empty: the scheme and host of the page's request, on RASA_PORT.

@@ -79,6 +79,9 @@ class Agent(Base):
     # argon2id hash (argon2-cffi's PasswordHasher); never the password.
     password_hash: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the agent last had the console open (its live stream or a page);
+    # "online" is seen within the last few minutes (handoffs/availability.py).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -74,9 +74,12 @@ class RasaClient:
             # would be sent a second time, as a plain bot message.
             "metadata": {"handoff_agent": agent_name},
         }
+        # The pause keeps the assistant quiet from the person's first reply
+        # on, also when the handoff was queued while nobody was online and
+        # the assistant went on helping meanwhile; pausing twice is harmless.
         self._post(
             f"{self._conversation(conversation_id)}/tracker/events",
-            event,
+            [{"event": "pause"}, event],
             {"output_channel": OUTPUT_CHANNEL, "execute_side_effects": "true"},
         )
 

@@ -19,6 +19,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
 from ..db import get_session
+from ..handoffs import availability
 from ..models import Agent
 from ..problems import problem
 
@@ -62,6 +63,8 @@ def _load_agent() -> None:
         session.clear()
         return
     g.console_agent = agent
+    # An agent with the console open is "online" for handoffs.
+    availability.mark_seen_soon(current_app.extensions["crm_db"].sessionmaker, agent.id)
     # audit.current_actor() names the agent in every change of this request.
     g.audit_actor = ("agent", agent.id, agent.email)
 

@@ -29,6 +29,7 @@ from flask import Flask, Response, current_app, g, render_template, request, str
 from sqlalchemy import select
 
 from ..db import get_session
+from ..handoffs import availability
 from ..models import Handoff, HandoffMessage
 from ..problems import problem
 from . import queries
@@ -106,6 +107,8 @@ def _stream(app: Flask, agent_id: int, handoff_id: int | None, after_id: int):
     queue_seen = handoff_seen = None
     while True:
         chunks = []
+        # A console with its live stream open keeps the agent online.
+        availability.mark_seen_soon(sessionmaker, agent_id)
         with sessionmaker() as session:
             signature = queries.queue_signature(session)
             if signature != queue_seen:

@@ -1,5 +1,5 @@
 from apiflask import Schema
-from apiflask.fields import DateTime, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from webargs.fields import DelimitedList
 
@@ -90,6 +90,17 @@ class HandoffOut(Schema):
 class HandoffDetail(HandoffOut):
     transcript = List(Nested(TranscriptLineOut), required=True)
     messages = List(Nested(HandoffMessageOut), required=True, metadata={"description": "Every message after the handoff."})
+
+
+class AvailabilityOut(Schema):
+    within_hours = Boolean(required=True, metadata={"description": "Inside the support hours (SUPPORT_HOURS)."})
+    agents_online = Integer(required=True, metadata={"description": "Agents with the console open right now."})
+    available = Boolean(required=True, metadata={"description": "Within hours and someone online: a person will answer soon."})
+    hours = String(required=True, metadata={"example": "mon-fri 08:00-18:00; sat 09:00-14:00"})
+
+
+class HandoffCreated(HandoffDetail):
+    availability = Nested(AvailabilityOut, required=True, metadata={"description": "Whether a person is there to answer now."})
 
 
 class HandoffQuery(QuerySchema):

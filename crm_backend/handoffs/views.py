@@ -9,7 +9,19 @@ from ..schemas import IdempotencyHeaders
 from ..tickets.service import resolve_customer
 from ..transactions import idempotent, transactional
 from . import service
-from .schemas import AgentAction, AgentMessageIn, HandoffDetail, HandoffIn, HandoffMessageOut, HandoffOut, HandoffPage, HandoffQuery
+from . import availability
+from .schemas import (
+    AgentAction,
+    AgentMessageIn,
+    AvailabilityOut,
+    HandoffCreated,
+    HandoffDetail,
+    HandoffIn,
+    HandoffMessageOut,
+    HandoffOut,
+    HandoffPage,
+    HandoffQuery,
+)
 
 bp = APIBlueprint("handoffs", __name__, url_prefix="/api/v1/handoffs", tag="Handoffs")
 
@@ -31,9 +43,10 @@ def _handoff_or_404(handoff_id: int) -> Handoff:
 @bp.input(IdempotencyHeaders, location="headers", arg_name="idempotency")
 @idempotent
 @bp.input(HandoffIn, arg_name="data")
-@bp.output(HandoffDetail, status_code=201)
+@bp.output(HandoffCreated, status_code=201)
 @bp.doc(
     summary="Queue a conversation for a person, with the transcript so far; the reason is classified",
+    description="The answer says whether a person is there now (support hours, agents online); if not, the handoff waits in the queue.",
     responses={403: "Missing scope", 409: "The conversation already has an open handoff"},
 )
 def create_handoff(data):
@@ -45,6 +58,7 @@ def create_handoff(data):
         customer_name=data.pop("customer_name", None),
     )
     handoff = service.request_handoff(session, customer=customer, **data)
+    handoff.availability = availability.current(session)
     return handoff, 201, {"Location": url_for(".get_handoff", handoff_id=handoff.id)}
 
 
@@ -64,6 +78,14 @@ def list_handoffs(query):
         after_id=query.get("cursor"),
     )
     return {"items": handoffs, "next_cursor": after_id}
+
+
+@bp.get("/availability")
+@require_scopes("handoffs:write")
+@bp.output(AvailabilityOut)
+@bp.doc(summary="Whether a person can take a handoff now: support hours and agents online", responses={403: "Missing scope"})
+def get_availability():
+    return availability.current(get_session())
 
 
 @bp.get("/<int:handoff_id>")

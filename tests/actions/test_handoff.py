@@ -175,3 +175,24 @@ async def test_the_client_reports_a_conflict_with_its_status():
 
 def test_one_word_of_substance_is_reason_enough():
     assert reason_in("I need to speak to someone about my refund, I'm ada@example.com")
+
+
+@pytest.mark.asyncio
+async def test_with_nobody_online_the_request_waits_and_a_ticket_is_offered(crm, dispatcher):
+    crm(result={**HANDOFF, "availability": {"within_hours": False, "agents_online": 0, "available": False}})
+    tracker = conversation(slots={"customer_email": "a@b.co", "handoff_reason": "my refund never arrived"})
+
+    events = await ActionRequestHandoff().run(dispatcher, tracker, {})
+
+    assert dispatcher.messages[0]["response"] == "utter_handoff_offline"
+    assert ConversationPaused() not in events
+    # The ticket form then only needs to confirm what the customer already said.
+    assert SlotSet("problem_description", "my refund never arrived") in events
+
+
+@pytest.mark.asyncio
+async def test_with_someone_online_the_bot_pauses(crm, dispatcher):
+    crm(result={**HANDOFF, "availability": {"within_hours": True, "agents_online": 2, "available": True}})
+    events = await ActionRequestHandoff().run(dispatcher, conversation(slots={"customer_email": "a@b.co"}), {})
+    assert dispatcher.messages[0]["response"] == "utter_handoff_queued"
+    assert ConversationPaused() in events

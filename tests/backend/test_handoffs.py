@@ -285,7 +285,8 @@ def test_the_rasa_client_posts_a_bot_event_that_the_socket_shows_with_the_agent_
     monkeypatch.setattr(rasa.requests, "post", post)
     client = rasa.RasaClient(url="http://rasa:5005", token="secret")
     client.send_agent_message("ada@example.com/1", "Hello", "Alex")
-    url, event, params = calls[0]
+    url, (pause, event), params = calls[0]
+    assert pause == {"event": "pause"}
     assert url == "http://rasa:5005/conversations/ada@example.com%2F1/tracker/events"
     assert params == {"output_channel": "socketio", "execute_side_effects": "true", "token": "secret"}
     assert event["event"] == "bot"
@@ -310,3 +311,18 @@ def test_the_rasa_client_reports_an_unreachable_server(monkeypatch):
     monkeypatch.setattr(rasa.requests, "post", post)
     with pytest.raises(rasa.RasaUnavailable, match="could not be reached"):
         rasa.RasaClient(url="http://rasa:5005", token=None).resume("c", None)
+
+
+def test_the_answer_says_whether_a_person_is_there(app, client, request_handoff, bot):
+    app.config.update(SUPPORT_HOURS="", AGENT_ONLINE_SECONDS=120)  # always open
+    nobody = request_handoff()["availability"]
+    assert nobody == {"within_hours": True, "agents_online": 0, "available": False, "hours": ""}
+    with app.app_context():
+        from crm_backend.handoffs import availability
+
+        session = get_session()
+        agent = create_agent(session, email="alex@example.com", password="correct horse 1", name="Alex")
+        session.flush()
+        availability.mark_seen(session, agent.id)
+        session.commit()
+    assert client.get(f"{HANDOFFS}/availability", headers=bot).json["available"] is True

@@ -5,6 +5,7 @@ on free ports with a temporary var/ directory, and stops it like Ctrl-C does.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -97,6 +98,10 @@ class Stack:
             ACTIONS_PORT=str(self.actions_port),
             CRM_WORKERS="1",
             READY_TIMEOUT=str(int(timeout)),
+            # Handoffs go to a person whatever the hour the tests run at, as
+            # long as an agent has signed in to the console (sign_in_agent).
+            SUPPORT_HOURS=os.environ.get("SUPPORT_HOURS", ""),
+            AGENT_ONLINE_SECONDS=os.environ.get("AGENT_ONLINE_SECONDS", "3600"),
         )
         self.log_path = self.var_dir.parent / f"{self.var_dir.name}-stack.log"
         log = self.log_path.open("wb")
@@ -137,6 +142,20 @@ class Stack:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    def sign_in_agent(self, email: str = "agent@example.com", password: str = "northwind-demo") -> requests.Session:
+        """Sign an agent in to the console, which puts them online for handoffs."""
+        browser = requests.Session()
+        page = browser.get(f"{self.crm_url}/console/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        response = browser.post(
+            f"{self.crm_url}/console/login",
+            data={"csrf_token": token, "email": email, "password": password, "next": ""},
+            timeout=10,
+        )
+        response.raise_for_status()
+        browser.get(f"{self.crm_url}/console", timeout=10).raise_for_status()
+        return browser
 
     def api_key(self, name: str, *scopes: str) -> str:
         """A new CRM API key with ``scopes``, made with `crm create-api-key` as an operator would."""
