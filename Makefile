@@ -28,7 +28,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup widget train run test test-backend test-actions test-bot test-widget test-e2e clean
+.PHONY: help setup widget train run test test-backend test-backend-postgres test-actions test-bot test-widget test-e2e clean
 
 help:
 	@echo "make run    start the whole service (CRM :8000, actions :5055, Rasa :5005)"
@@ -84,11 +84,24 @@ train: $(BOT_STAMP) $(BACKEND_STAMP)
 run: setup train
 	@scripts/run_stack.sh
 
-test: setup train test-backend test-actions test-bot test-widget test-e2e
+test: setup train test-backend test-backend-postgres test-actions test-bot test-widget test-e2e
 	@echo "make test: every suite passed"
 
 test-backend: $(BACKEND_STAMP)
 	$(BACKEND_VENV)/bin/python -m pytest tests/backend -q
+
+# The data layer on PostgreSQL (a database per test, created and dropped on
+# the server at CRM_TEST_POSTGRES_URL): skipped, and said so, when none answers.
+CRM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
+POSTGRES_TESTS := test_tickets test_handoffs test_feedback test_customers test_customer_writes test_idempotency \
+	test_migrations test_availability test_handoff_follower test_webhooks_outbox test_webhooks_delivery \
+	test_webhooks_api test_inbound test_console test_admin_api
+test-backend-postgres: $(BACKEND_STAMP)
+	@if $(BACKEND_VENV)/bin/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1].replace("+psycopg", "") + "/postgres", connect_timeout=3).close()' "$(CRM_TEST_POSTGRES_URL)" 2>/dev/null; then \
+	  CRM_TEST_POSTGRES_URL=$(CRM_TEST_POSTGRES_URL) $(BACKEND_VENV)/bin/python -m pytest -q $(addprefix tests/backend/,$(addsuffix .py,$(POSTGRES_TESTS))); \
+	else \
+	  echo "test-backend-postgres: SKIPPED - no PostgreSQL answers at $(CRM_TEST_POSTGRES_URL) (set CRM_TEST_POSTGRES_URL to run the data-layer tests on PostgreSQL)"; \
+	fi
 
 test-actions: $(BOT_STAMP)
 	$(BOT_VENV)/bin/python -m pytest tests/actions -q

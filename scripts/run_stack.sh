@@ -40,7 +40,9 @@ if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.
   exit 1
 fi
 
-# The Rasa HTTP API token: generated once into var/ unless given.
+# The Rasa HTTP API token: generated once into var/ unless given. (It may
+# start with "-"; the Procfile passes it as --auth-token=..., never as a
+# separate argument, which Rasa's argument parser would take for an option.)
 if [ -z "${RASA_TOKEN:-}" ]; then
   if [ ! -s "$VAR_DIR/rasa_token" ]; then
     (umask 077 && .venv/backend/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > "$VAR_DIR/rasa_token")

@@ -1,6 +1,7 @@
 """`make run`'s supervisor: Ctrl-C stops every process it started, and a
 second start on the same var/ keeps the data, the token and the bot's key."""
 
+import secrets
 import sqlite3
 
 from tests.e2e.stack import Stack, alive, descendants, port_is_open
@@ -8,6 +9,10 @@ from tests.e2e.stack import Stack, alive, descendants, port_is_open
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_state(tmp_path):
     var_dir = tmp_path / "var"
+    var_dir.mkdir(parents=True)
+    # A generated token may start with "-" (1 in 64): Rasa must still take it
+    # as the token, not as an option (this once failed a CI run).
+    (var_dir / "rasa_token").write_text("-" + secrets.token_urlsafe(32) + "\n")
     first = Stack(var_dir=var_dir).start()
     try:
         processes = descendants(first.process.pid)

@@ -218,7 +218,7 @@ class OwnRasa:
             "--interface", "127.0.0.1", "--port", str(self.port),
             "--model", "models/helpdesk.tar.gz",
             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-            "--enable-api", "--auth-token", self.rasa_token,
+            "--enable-api", f"--auth-token={self.rasa_token}",
             "--cors", "*",
         ]  # fmt: skip
 
