@@ -1,7 +1,6 @@
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from crm_backend.db import get_session
 from crm_backend.models import Customer
 
 

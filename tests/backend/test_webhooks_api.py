@@ -286,7 +286,7 @@ def test_redeliver_queues_the_same_message_again(app, client, admin, register, r
 
 
 def test_redeliver_is_409_while_the_delivery_is_being_sent(app, client, admin, register, clock):
-    created = register("http://127.0.0.1:9/hook", events=["ticket.created"])
+    register("http://127.0.0.1:9/hook", events=["ticket.created"])
     open_ticket(client, admin)
     from crm_backend.webhooks.worker import Worker
 

@@ -31,7 +31,6 @@ from tests.e2e.widget_support import (
     push_bot_event,
     tracker,
     user_texts,
-    wait_until,
 )
 
 DESKTOP = {"width": 1280, "height": 800}
