@@ -20,8 +20,15 @@ PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
 WIDGET_BUNDLE := crm_backend/pages/static/widget.js
 WIDGET_MODULES := widget/node_modules/.installed
 WIDGET_SOURCES := $(shell find widget/src -type f 2>/dev/null) widget/build.mjs
+# The console dashboard's charts (Chart.js, npm + esbuild in crm_backend/console/frontend/), built the same way.
+DASHBOARD_DIR := crm_backend/console/frontend
+DASHBOARD_BUNDLE := crm_backend/console/static/dashboard.js
+DASHBOARD_MODULES := $(DASHBOARD_DIR)/node_modules/.installed
+DASHBOARD_SOURCES := $(shell find $(DASHBOARD_DIR)/src -type f 2>/dev/null) $(DASHBOARD_DIR)/build.mjs
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 CHROMIUM := /usr/bin/chromium
+# The scaled profile's load balancer (make run-scaled, tests/e2e/test_scaled.py): Debian's nginx.
+NGINX := /usr/sbin/nginx
 
 # No telemetry calls home, no TensorFlow chatter.
 export RASA_TELEMETRY_ENABLED := false
@@ -32,6 +39,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make run    start the whole service (CRM :8000, actions :5055, Rasa :5005)"
+	@echo "make run-scaled  the scaled profile: PostgreSQL, Redis, RabbitMQ, 2 Rasa, 2 action servers, nginx on :8080 (docs/operations.md)"
 	@echo "make test   run the whole test suite"
 	@echo "make setup  create/update the two Python environments and build the chat widget"
 	@echo "make widget build the chat widget (widget/ -> $(WIDGET_BUNDLE)) if its sources changed"
@@ -39,7 +47,7 @@ help:
 	@echo "           and the need classifier if data/needs/train.csv or its code changed"
 	@echo "make clean  remove environments, trained models and var/"
 
-setup: $(BOT_STAMP) $(BACKEND_STAMP) $(WIDGET_BUNDLE)
+setup: $(BOT_STAMP) $(BACKEND_STAMP) $(WIDGET_BUNDLE) $(DASHBOARD_BUNDLE)
 
 widget: $(WIDGET_BUNDLE)
 
@@ -51,9 +59,26 @@ $(WIDGET_MODULES): widget/package.json widget/package-lock.json
 $(WIDGET_BUNDLE): $(WIDGET_MODULES) $(WIDGET_SOURCES) widget/package.json widget/package-lock.json
 	cd widget && node build.mjs --out ../$(WIDGET_BUNDLE)
 
+.PHONY: dashboard
+dashboard: $(DASHBOARD_BUNDLE)
+
+$(DASHBOARD_MODULES): $(DASHBOARD_DIR)/package.json $(DASHBOARD_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: the console dashboard needs Node.js 18+ with npm (apt-get install nodejs npm)." >&2; exit 1; }
+	cd $(DASHBOARD_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(DASHBOARD_BUNDLE): $(DASHBOARD_MODULES) $(DASHBOARD_SOURCES) $(DASHBOARD_DIR)/package.json $(DASHBOARD_DIR)/package-lock.json
+	cd $(DASHBOARD_DIR) && node build.mjs --out $(abspath $(DASHBOARD_BUNDLE))
+
 $(CHROMIUM):
 	@echo "Installing Debian's Chromium for the browser tests"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium fonts-liberation
+
+# Only the binary is used: run-scaled starts its own nginx with a rendered
+# configuration (deploy/nginx.conf.template); the system service is not needed.
+$(NGINX):
+	@echo "Installing Debian's nginx, the scaled profile's load balancer (needs root; or install it yourself: apt-get install nginx)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends nginx
 
 $(BOT_STAMP): requirements/bot.in requirements/bot.lock
 	@python310=$$(scripts/find_python310.sh) || exit 1; \
@@ -84,6 +109,11 @@ train: $(BOT_STAMP) $(BACKEND_STAMP)
 run: setup train
 	@scripts/run_stack.sh
 
+# Needs PostgreSQL, Redis and RabbitMQ (settings in docs/operations.md); says which one does not answer.
+.PHONY: run-scaled
+run-scaled: setup train $(NGINX)
+	@scripts/run_scaled.sh
+
 test: setup train test-backend test-backend-postgres test-actions test-bot test-widget test-e2e
 	@echo "make test: every suite passed"
 
@@ -95,7 +125,10 @@ test-backend: $(BACKEND_STAMP)
 CRM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 POSTGRES_TESTS := test_tickets test_handoffs test_feedback test_customers test_customer_writes test_idempotency \
 	test_migrations test_availability test_handoff_follower test_webhooks_outbox test_webhooks_delivery \
-	test_webhooks_api test_inbound test_console test_admin_api
+	test_webhooks_api test_inbound test_console test_admin_api test_analytics test_conversations_feed test_insights_models \
+	test_imports
+# The scaled profile's consumer of Rasa's RabbitMQ events, on PostgreSQL too.
+POSTGRES_TESTS += test_broker_consumer
 test-backend-postgres: $(BACKEND_STAMP)
 	@if $(BACKEND_VENV)/bin/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1].replace("+psycopg", "") + "/postgres", connect_timeout=3).close()' "$(CRM_TEST_POSTGRES_URL)" 2>/dev/null; then \
 	  CRM_TEST_POSTGRES_URL=$(CRM_TEST_POSTGRES_URL) $(BACKEND_VENV)/bin/python -m pytest -q $(addprefix tests/backend/,$(addsuffix .py,$(POSTGRES_TESTS))); \
@@ -113,8 +146,8 @@ test-bot: $(BOT_STAMP) train
 test-widget: $(WIDGET_MODULES)
 	cd widget && node --test test/
 
-test-e2e: setup train $(CHROMIUM)
+test-e2e: setup train $(CHROMIUM) $(NGINX)
 	$(BACKEND_VENV)/bin/python -m pytest tests/e2e -q
 
 clean:
-	rm -rf .venv models/*.tar.gz models/fingerprint models/needs.skops models/needs.fingerprint var results .rasa widget/node_modules $(WIDGET_BUNDLE)
+	rm -rf .venv models/*.tar.gz models/fingerprint models/needs.skops models/needs.fingerprint var results .rasa widget/node_modules $(WIDGET_BUNDLE) $(DASHBOARD_DIR)/node_modules $(DASHBOARD_BUNDLE)

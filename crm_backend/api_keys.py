@@ -35,6 +35,7 @@ KNOWN_SCOPES = frozenset(
         "webhooks:read",
         "webhooks:write",
         "webhooks:*",
+        "analytics:read",
         "admin",
     }
 )

@@ -11,10 +11,12 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import api_keys, migrate, seed
 from .db import get_engine, get_session
+from .models import InsightModel
 
 
 def _database_label() -> str:
@@ -68,8 +70,15 @@ def init_db() -> None:
 
 @click.command("seed-demo")
 @with_appcontext
-def seed_demo() -> None:
-    """Add the demo shop's customers that are missing (safe to run again)."""
+@click.option(
+    "--history/--no-history",
+    default=True,
+    envvar="SEED_DEMO_HISTORY",
+    show_default=True,
+    help="Also add two years of generated customers, orders, tickets, chats and scores (docs/demo-data.md).",
+)
+def seed_demo(history: bool) -> None:
+    """Add the demo shop's customers, tickets, agents and history that are missing (safe to run again)."""
     require_current_schema()
     added, kept = seed.seed_customers(get_session())
     click.echo(f"Demo customers: {added} added, {kept} already present.")
@@ -77,6 +86,40 @@ def seed_demo() -> None:
     click.echo(f"Demo tickets: {tickets_added} added, {tickets_kept} already present.")
     agent_state = "added" if seed.seed_agent(get_session()) else "already present"
     click.echo(f"Demo agent {seed.DEMO_AGENT_EMAIL} (password {seed.DEMO_AGENT_PASSWORD}): {agent_state}.")
+    history_added: dict[str, int] = {}
+    if history:
+        from .demo.history import seed_history
+
+        history_added = seed_history(get_session())
+        click.echo(_history_line(history_added))
+    # Training and refreshing every customer costs seconds; `make run` seeds
+    # at every start, so only when the data just changed or nothing was
+    # ever computed. The nightly `crm insights recompute` does the rest.
+    has_models = get_session().scalar(select(InsightModel.id).limit(1)) is not None
+    if added or tickets_added or history_added or not has_models:
+        from .insights.service import refresh_all
+
+        click.echo(_insights_line(refresh_all(get_session())))
+    else:
+        click.echo("Customer insights: already computed (`crm insights recompute` refreshes them).")
+
+
+def _history_line(added: dict[str, int]) -> str:
+    if not added:
+        return "Demo history: already present."
+    return (
+        f"Demo history: {added['customers']:,} customers, {added['orders']:,} orders, {added['tickets']:,} tickets, "
+        f"{added['conversations']:,} conversations, {added['handoffs']:,} handoffs, {added['feedback']:,} scores "
+        f"and {added['agents']} agents added."
+    )
+
+
+def _insights_line(figures: dict) -> str:
+    line = f"Customer insights: {figures.get('customers', 0):,} customers refreshed"
+    if figures.get("auc") is not None:
+        line += f" (churn model ROC AUC {figures['auc']:.2f})"
+    problems = figures.get("problems") or []
+    return line + (f"; not fitted: {'; '.join(problems)}" if problems else "") + "."
 
 
 @click.command("create-agent")
@@ -160,3 +203,6 @@ def _write_secret(path: Path, secret: str) -> None:
 def init_app(app: Flask) -> None:
     for command in (init_db, seed_demo, create_agent, create_api_key, ensure_api_key):
         app.cli.add_command(command)
+    from .insights.commands import insights_group
+
+    app.cli.add_command(insights_group)

@@ -41,4 +41,19 @@ def settings_from_env() -> dict:
         "CANNED_REPLIES_PATH": os.environ.get(
             "CANNED_REPLIES_PATH", os.path.join(os.environ.get("VAR_DIR", "var"), "canned_replies.json")
         ),
+        # Customer insights (crm_backend/insights, docs/insights.md): money
+        # figures count orders in this currency only; lifetime value is
+        # discounted at this yearly rate over this many years; a customer
+        # churned after CHURN_DAYS without an order; complaints about these
+        # needs are escalated for valuable customers at risk.
+        "INSIGHTS_CURRENCY": os.environ.get("INSIGHTS_CURRENCY", "GBP").upper(),
+        "INSIGHTS_DISCOUNT_RATE": float(os.environ.get("INSIGHTS_DISCOUNT_RATE", 0.10)),
+        "INSIGHTS_HORIZON_YEARS": int(os.environ.get("INSIGHTS_HORIZON_YEARS", 3)),
+        "CHURN_DAYS": int(os.environ.get("CHURN_DAYS", 180)),
+        "INSIGHTS_COMPLAINT_NEEDS": _labels(
+            os.environ.get(
+                "INSIGHTS_COMPLAINT_NEEDS",
+                "damaged_or_defective,wrong_or_missing_item,delivery_problem,payment_problem,refund,service_complaint,billing",
+            )
+        ),
     }

@@ -1,5 +1,7 @@
 """Engine, session-per-request and the declarative base."""
 
+import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -7,6 +9,7 @@ from pathlib import Path
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -69,6 +72,7 @@ def make_engine(database_url: str) -> Engine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     event.listen(engine, "connect", _sqlite_pragmas)
+    SQLiteWriterQueue().attach(engine)
     return engine
 
 
@@ -83,6 +87,71 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# Seconds a write waits for its turn; as long as SQLite's own busy timeout
+# (pysqlite's default), after which the request gets a 503 and stores nothing.
+WRITE_TURN_SECONDS = 5.0
+_WRITE_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "ALTER", "DROP"})
+
+
+class SQLiteWriterQueue:
+    """Lets one thread of this process write to SQLite at a time, in turn.
+
+    SQLite allows one writer; a thread that finds the write lock taken
+    sleeps in SQLite's busy handler with growing back-off and retries, so
+    under gunicorn's threads a write could wait seconds while others went
+    first. Queueing the process's writers on a lock before their first
+    write statement (pysqlite begins the transaction there) hands the turn
+    over as soon as the previous writer commits or rolls back. Other
+    processes (the second worker, the CLI) still meet SQLite's own lock.
+    """
+
+    def __init__(self, timeout: float = WRITE_TURN_SECONDS) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self.timeout = timeout
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._before_execute)
+        for name in ("commit", "rollback"):
+            event.listen(engine, name, self._release_connection)
+        # A connection returned to the pool or dropped without a commit or
+        # rollback through SQLAlchemy must still give up its turn.
+        event.listen(engine.pool, "reset", self._on_reset)
+        event.listen(engine.pool, "checkin", self._on_checkin)
+        event.listen(engine.pool, "invalidate", self._on_invalidate)
+
+    def _before_execute(self, connection, cursor, statement, parameters, context, executemany) -> None:
+        info = connection.info
+        if info.get("crm_write_turn") or statement.lstrip()[:7].split(maxsplit=1)[0].upper() not in _WRITE_VERBS:
+            return
+        if self._owner == threading.get_ident():
+            # This thread already writes on another connection; waiting for
+            # itself would never end, so leave it to SQLite as before.
+            return
+        if not self._lock.acquire(timeout=self.timeout):
+            raise OperationalError(statement, parameters, sqlite3.OperationalError("database is locked"))
+        self._owner = threading.get_ident()
+        info["crm_write_turn"] = True
+
+    def _release(self, info: dict) -> None:
+        if info.pop("crm_write_turn", False):
+            self._owner = None
+            self._lock.release()
+
+    def _release_connection(self, connection) -> None:
+        self._release(connection.info)
+
+    def _on_reset(self, dbapi_connection, connection_record, reset_state) -> None:
+        self._release(connection_record.info)
+
+    def _on_checkin(self, dbapi_connection, connection_record) -> None:
+        if connection_record is not None:
+            self._release(connection_record.info)
+
+    def _on_invalidate(self, dbapi_connection, connection_record, exception) -> None:
+        self._release(connection_record.info)
 
 
 def init_app(app: Flask) -> None:

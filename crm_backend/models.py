@@ -2,8 +2,9 @@
 
 import re
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import Base, UTCDateTime, utcnow
@@ -26,6 +27,19 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Customer insights (crm_backend/insights), recomputed when the customer's
+    # orders, tickets or feedback change and nightly by `crm insights recompute`.
+    # NULL until first computed. Money is in INSIGHTS_CURRENCY.
+    lifetime_value: Mapped[Decimal | None] = mapped_column(Numeric(15, 2))
+    loyalty_score: Mapped[int | None] = mapped_column()  # 0-100 from recency, frequency, monetary
+    loyalty_tier: Mapped[str | None] = mapped_column(String(16), index=True)  # LOYALTY_TIERS
+    churn_risk: Mapped[float | None] = mapped_column(Float)  # 0-1, from the latest churn model
+    segment: Mapped[str | None] = mapped_column(String(64), index=True)  # a k-means segment's name
+    # The inputs and reasons behind the figures above (RFM values, the churn
+    # model's strongest factors), for explanations in the API and console.
+    insights: Mapped[dict | None] = mapped_column(JSON)
+    insights_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("email")
     def _normalise_email(self, key: str, email: str) -> str:
@@ -64,6 +78,7 @@ TICKET_CHANNELS = ("chat", "email", "phone", "web", "api")
 COMMENT_AUTHOR_TYPES = ("customer", "agent", "bot", "integration")
 CATEGORY_SOURCES = ("classifier", "manual")
 TICKET_NUMBER_PREFIX = "TCK-"
+LOYALTY_TIERS = ("gold", "silver", "bronze")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -115,9 +130,12 @@ class Ticket(Base):
     # "manual" once an agent corrected it: such rows feed the next training run.
     category_source: Mapped[str] = mapped_column(String(16), default="classifier")
     channel: Mapped[str] = mapped_column(String(16), default="api")
+    # Why the priority is what it is, when it was set from the customer's
+    # value and churn risk (crm_backend/insights); NULL when given by hand.
+    priority_reason: Mapped[str | None] = mapped_column(Text)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
@@ -248,7 +266,7 @@ class Handoff(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     # The conversation before the handoff, as [{sender, text, timestamp}].
     transcript: Mapped[list[dict]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -357,9 +375,7 @@ class Feedback(Base):
 
 # --- Webhooks (outbound outbox and deliveries), inbound events, orders -------
 # Imported here rather than at the top so that this section stays one block.
-from decimal import Decimal  # noqa: E402
 
-from sqlalchemy import Numeric  # noqa: E402
 
 # customer.created is not in the original catalogue; integrations that mirror
 # customers (a data warehouse, a mailing tool) need it as much as the update.
@@ -577,3 +593,47 @@ class Order(Base):
     def net_amount(self) -> Decimal:
         """What the customer kept paying: the amount less refunds (for lifetime value)."""
         return self.amount - self.refunded_amount
+
+
+class InsightModel(Base):
+    """A fitted customer-insights model (churn, segments), newest per kind wins.
+
+    Kept in the database rather than a file so that every backend worker and
+    machine applies the same model; ``params`` is plain JSON (coefficients,
+    scaler means and scales, centroids), ``metrics`` what it scored when fitted.
+    """
+
+    __tablename__ = "insight_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # "churn" or "segments"
+    params: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    trained_rows: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<InsightModel {self.id} {self.kind}>"
+
+
+class Conversation(Base):
+    """One assistant conversation (a Rasa sender id), for containment figures.
+
+    Written by the event follower (``crm handoffs follow``) from Rasa's event
+    broker, and by ``crm seed-demo``. A conversation is contained when the
+    customer wrote at least once and it was never handed to a person.
+    """
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(32), default="chat")
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_messages: Mapped[int] = mapped_column(default=0)
+    handed_off: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def __repr__(self) -> str:
+        return f"<Conversation {self.conversation_id}>"

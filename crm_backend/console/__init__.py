@@ -29,7 +29,7 @@ SSE_DEFAULTS = {
 
 def init_app(app: Flask) -> None:
     """Register the console; call after the API (it uses the rate limiter)."""
-    from . import api, events  # noqa: F401  (their routes join bp)
+    from . import api, dashboard, events  # noqa: F401  (their routes join bp)
 
     if not app.config.get("SECRET_KEY"):
         app.logger.warning(

@@ -129,12 +129,16 @@ class CustomerPanel:
 
 
 def customer_panel(session: Session, handoff: Handoff) -> CustomerPanel:
-    customer_id = handoff.customer_id
+    """The customer of a handoff; past conversations are the other handoffs."""
+    return customer_record(session, handoff.customer_id, excluding_handoff=handoff.id)
+
+
+def customer_record(session: Session, customer_id: int, excluding_handoff: int | None = None) -> CustomerPanel:
     tickets, _ = find_tickets(session, customer_id=customer_id, limit=10)
     handoffs = list(
         session.scalars(
             select(Handoff)
-            .where(Handoff.customer_id == customer_id, Handoff.id != handoff.id)
+            .where(Handoff.customer_id == customer_id, Handoff.id != (excluding_handoff or 0))
             .order_by(Handoff.id.desc())
             .limit(10)
         ).unique()

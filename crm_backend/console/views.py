@@ -12,7 +12,7 @@ from werkzeug.exceptions import NotFound
 
 from ..agents.service import verify_password
 from ..db import get_session
-from ..models import TICKET_PRIORITIES, TICKET_STATUSES, Handoff, Ticket
+from ..models import TICKET_PRIORITIES, TICKET_STATUSES, Customer, Handoff, Ticket
 from ..tickets.rules import ALLOWED_TRANSITIONS
 from . import auth, canned, queries
 
@@ -215,3 +215,18 @@ def panel(handoff_id: int):
     """The customer panel alone, for the page to refresh after a change."""
     return render_template("console/_panel.html", **panel_context(handoff_or_404(handoff_id)))
 
+
+
+@bp.get("/customers/<int:customer_id>")
+def customer(customer_id: int):
+    """One customer: insights, orders, tickets, conversations with a person, scores."""
+    session = get_session()
+    record = session.get(Customer, customer_id)
+    if record is None:
+        abort(404, f"There is no customer {customer_id}.")
+    return render_template(
+        "console/customer.html",
+        customer=record,
+        panel=queries.customer_record(session, customer_id),
+        currency=current_app.config.get("INSIGHTS_CURRENCY", "GBP"),
+    )

@@ -17,7 +17,9 @@ def _like_pattern(text: str) -> str:
 
 
 @functools.cache
-def _customer_query(by_email: bool, by_text: bool, after_id: bool) -> Select:
+def _customer_query(
+    by_email: bool, by_text: bool, after_id: bool, by_tier: bool = False, by_segment: bool = False, by_risk: bool = False
+) -> Select:
     # One statement per combination of filters, built once: SQLAlchemy then
     # reuses its cache key and compiled form instead of redoing both.
     customers = Customer.__table__
@@ -31,6 +33,12 @@ def _customer_query(by_email: bool, by_text: bool, after_id: bool) -> Select:
         )
     if after_id:
         query = query.where(customers.c.id > bindparam("after_id"))
+    if by_tier:
+        query = query.where(customers.c.loyalty_tier == bindparam("loyalty_tier"))
+    if by_segment:
+        query = query.where(customers.c.segment == bindparam("segment"))
+    if by_risk:
+        query = query.where(customers.c.churn_risk >= bindparam("min_churn_risk"))
     return query
 
 
@@ -39,6 +47,9 @@ def find_customers(
     *,
     email: str | None = None,
     q: str | None = None,
+    loyalty_tier: str | None = None,
+    segment: str | None = None,
+    min_churn_risk: float | None = None,
     limit: int = 20,
     after_id: int | None = None,
 ) -> tuple[list[RowMapping], int | None]:
@@ -47,13 +58,18 @@ def find_customers(
     A Core query: the bot looks customers up by e-mail on every conversation,
     and building ORM objects that are only serialised would double its cost.
     """
-    query = _customer_query(email is not None, bool(q), after_id is not None)
+    query = _customer_query(
+        email is not None, bool(q), after_id is not None, loyalty_tier is not None, segment is not None, min_churn_risk is not None
+    )
     params = {
         # Fetching one extra row tells whether another page exists.
         "limit": limit + 1,
         "email": normalise_email(email) if email is not None else None,
         "pattern": _like_pattern(q) if q else None,
         "after_id": after_id,
+        "loyalty_tier": loyalty_tier,
+        "segment": segment,
+        "min_churn_risk": min_churn_risk,
     }
     rows = list(session.connection().execute(query, params).mappings())
     if len(rows) > limit:

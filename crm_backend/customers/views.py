@@ -16,12 +16,18 @@ bp = APIBlueprint("customers", __name__, url_prefix="/api/v1/customers", tag="Cu
 @require_scopes("customers:read")
 @bp.input(CustomerQuery, location="query", arg_name="query")
 @bp.output(CustomerPage)
-@bp.doc(summary="Find customers by e-mail or text, a page at a time", responses={403: "Missing scope"})
+@bp.doc(
+    summary="Find customers by e-mail, text, loyalty tier, segment or churn risk, a page at a time",
+    responses={403: "Missing scope"},
+)
 def list_customers(query):
     customers, after_id = service.find_customers(
         get_session(),
         email=query.get("email"),
         q=query.get("q"),
+        loyalty_tier=query.get("loyalty_tier"),
+        segment=query.get("segment"),
+        min_churn_risk=query.get("min_churn_risk"),
         limit=query["limit"],
         after_id=query.get("cursor"),
     )

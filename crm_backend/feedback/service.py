@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..db import keyset_page
+from ..insights import service as insights
 from ..models import Customer, Feedback, Handoff, normalise_email
 from ..problems import field_problem
 from ..webhooks import outbox
@@ -60,6 +61,8 @@ def record_feedback(
     session.add(feedback)
     session.flush()
     session.refresh(feedback)
+    if customer is not None:
+        insights.refresh_customers(session, [customer.id])
     audit.record(session, "feedback.received", "feedback", feedback.id, None, audit.snapshot(feedback, FEEDBACK_AUDIT_FIELDS))
     outbox.emit(session, "feedback.received", feedback)
     return feedback

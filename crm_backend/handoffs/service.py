@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, conversations
 from ..db import keyset_page, utcnow
 from ..models import Agent, Customer, Handoff, HandoffMessage, Ticket, normalise_email, parse_ticket_reference
 from ..problems import ApiProblem, field_problem
@@ -108,6 +108,8 @@ def request_handoff(
             raise _already_active(existing) from None
         raise
     session.refresh(handoff)
+    # Not contained: counted by the dashboard's containment rate.
+    conversations.mark_handed_off(session, conversation_id, handoff.created_at, channel=channel, customer_id=customer.id)
     audit.record(session, "handoff.requested", "handoff", handoff.id, None, _snapshot(handoff))
     outbox.emit(session, "handoff.requested", handoff)
     return handoff

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..customers import service as customers
 from ..db import utcnow
+from ..insights import service as insights
 from ..models import InboundSource, Order, Ticket, normalise_email, parse_ticket_reference
 from ..problems import ApiProblem, field_problem
 from ..tickets import service as tickets
@@ -57,6 +58,7 @@ def order_created(session: Session, source: InboundSource, data: dict) -> dict:
     session.add(order)
     session.flush()
     audit.record(session, "order.created", "order", order.id, None, _order_snapshot(order))
+    insights.refresh_customers(session, [customer.id])
     return {"order_id": order.id}
 
 
@@ -77,6 +79,7 @@ def order_refunded(session: Session, source: InboundSource, data: dict) -> dict:
     if new:
         session.flush()
         audit.record(session, "order.refunded", "order", order.id, old, new)
+        insights.refresh_customers(session, [order.customer_id])
     return {"order_id": order.id}
 
 

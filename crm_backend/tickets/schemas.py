@@ -34,7 +34,13 @@ class TicketIn(Schema):
     subject = String(required=True, validate=Length(1, 200))
     description = String(required=True, validate=Length(1, 20000))
     channel = String(load_default="api", validate=OneOf(TICKET_CHANNELS))
-    priority = String(load_default="normal", validate=OneOf(TICKET_PRIORITIES))
+    priority = String(
+        validate=OneOf(TICKET_PRIORITIES),
+        metadata={
+            "description": "Leave out to let the customer's value and churn risk decide: normal, or high/urgent "
+            "for a complaint from a valued customer at risk (see priority_reason)."
+        },
+    )
     conversation_id = _conversation_id(allow_none=True, load_default=None)
     assignee = EmailAddress(allow_none=True, load_default=None, metadata={"description": "An agent's e-mail."})
     category = _category(
@@ -72,6 +78,11 @@ class TicketOut(Schema):
     description = String(required=True)
     status = String(required=True, validate=OneOf(TICKET_STATUSES))
     priority = String(required=True, validate=OneOf(TICKET_PRIORITIES))
+    priority_reason = String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Why the priority was raised from the customer's value and churn risk; null when set by hand."},
+    )
     category = String(required=True)
     category_confidence = Float(allow_none=True, required=True, metadata={"description": "0..1; null when set by hand."})
     category_source = String(required=True, metadata={"description": "classifier or manual"})

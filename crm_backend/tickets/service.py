@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..db import keyset_page
 from ..customers import service as customers
+from ..insights import service as insights
 from ..models import Agent, Comment, Customer, Ticket, format_ticket_number, normalise_email
 from ..problems import ApiProblem, field_problem
 from ..webhooks import outbox
@@ -18,6 +19,7 @@ TICKET_AUDIT_FIELDS = (
     "description",
     "status",
     "priority",
+    "priority_reason",
     "category",
     "category_confidence",
     "category_source",
@@ -100,7 +102,7 @@ def create_ticket(
     customer_email: str | None = None,
     customer_name: str | None = None,
     channel: str = "api",
-    priority: str = "normal",
+    priority: str | None = None,
     conversation_id: str | None = None,
     assignee: str | None = None,
     category: str | None = None,
@@ -108,7 +110,9 @@ def create_ticket(
     """Add a ticket (and its customer if new) with audit events; the caller commits.
 
     ``category`` given by the caller (an agent who already knows) wins over
-    the classifier and is marked as a manual label.
+    the classifier and is marked as a manual label. Without a ``priority``
+    the customer's value and churn risk decide it, with the reason stored
+    (crm_backend/insights).
     """
     customer = resolve_customer(
         session, customer_id=customer_id, customer_email=customer_email, customer_name=customer_name
@@ -123,7 +127,7 @@ def create_ticket(
         subject=subject,
         description=description,
         status="open",
-        priority=priority,
+        priority=priority or "normal",
         category=category,
         category_confidence=confidence,
         category_source=source,
@@ -133,6 +137,10 @@ def create_ticket(
     )
     session.add(ticket)
     session.flush()  # assigns the id, hence the number
+    # After the flush, so that the customer's figures count this ticket.
+    insights.refresh_customers(session, [customer.id])
+    if priority is None:
+        ticket.priority, ticket.priority_reason = insights.ticket_priority(session, customer, category)
     audit.record(session, "ticket.created", "ticket", ticket.id, None, _snapshot(ticket))
     outbox.emit(session, "ticket.created", ticket)
     return ticket
@@ -144,6 +152,8 @@ def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
     if "status" in changes:
         rules.check_transition(ticket.status, changes["status"])
     before = _snapshot(ticket)
+    if "priority" in changes and changes["priority"] != ticket.priority:
+        ticket.priority_reason = None  # set by hand now
     for field in ("subject", "description", "status", "priority", "channel", "conversation_id"):
         if field in changes:
             setattr(ticket, field, changes[field])

@@ -1,15 +1,13 @@
 """Fixtures: a fresh SQLite database per test, migrated with the real Alembic scripts."""
 
 import os
-import uuid
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine
 
 from crm_backend import api_keys, create_app, migrate
 from crm_backend.db import get_engine, get_session
 from crm_backend.models import Customer
+from postgres_support import temporary_database
 
 
 # `make test-backend-postgres` sets this (e.g. postgresql+psycopg://postgres@127.0.0.1:5432):
@@ -21,24 +19,10 @@ def _make_app(database_url: str, **config):
     return create_app({"TESTING": True, "DATABASE_URL": database_url, **config})
 
 
-@contextmanager
-def _postgres_database():
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture
 def database_url(tmp_path):
     if POSTGRES:
-        with _postgres_database() as url:
+        with temporary_database(POSTGRES) as url:
             yield url
     else:
         yield f"sqlite:///{tmp_path / 'crm.db'}"

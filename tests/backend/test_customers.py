@@ -19,12 +19,17 @@ def test_lookup_by_email_ignores_case(client, reader, add_customers):
     assert response.json["next_cursor"] is None
 
 
+INSIGHT_FIELDS = {
+    "lifetime_value", "loyalty_score", "loyalty_tier", "churn_risk", "segment", "insights", "insights_updated_at"
+}
+
+
 def test_customer_json_has_the_documented_fields(client, reader, add_customers):
     (ada_id,) = add_customers(("Ada Lovelace", "Ada@Example.com"))
 
     body = client.get(f"/api/v1/customers/{ada_id}", headers=reader).json
 
-    assert set(body) == {"id", "name", "email", "phone", "created_at", "updated_at"}
+    assert set(body) == {"id", "name", "email", "phone", "created_at", "updated_at"} | INSIGHT_FIELDS
     assert body["email"] == "ada@example.com"
     assert body["phone"] is None
     assert body["created_at"].endswith("+00:00")

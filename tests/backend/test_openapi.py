@@ -14,7 +14,9 @@ def test_customer_endpoints_declare_bearer_auth_and_problem_errors(client):
     assert spec["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
     assert operation["security"] == [{"BearerAuth": ["customers:read"]}]
     assert "application/problem+json" in operation["responses"]["422"]["content"]
-    assert {p["name"] for p in operation["parameters"]} == {"email", "q", "limit", "cursor"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "email", "q", "loyalty_tier", "segment", "min_churn_risk", "limit", "cursor"
+    }
 
 
 def test_each_schema_appears_once(client):

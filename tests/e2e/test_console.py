@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.e2e.test_handoff import replies_until_quiet
 from tests.e2e.test_socketio import WidgetClient
 
 REPO = Path(__file__).resolve().parents[2]
-from tests.e2e.widget_support import AXE, CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.e2e.widget_support import AXE, chromium_browser  # noqa: E402
 DESKTOP = {"width": 1280, "height": 800}
 DEMO_AGENT = ("agent@example.com", "northwind-demo")
 LIVE_MS = 15_000
@@ -27,11 +27,8 @@ LIVE_MS = 15_000
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test-e2e` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ Screenshots of the open panel are saved as /tmp/widget-*.png.
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.e2e.widget_support import (
     AGENT_ROWS,
@@ -18,8 +17,7 @@ from tests.e2e.widget_support import (
     BANNER,
     BUNDLE,
     BOT_BUBBLES,
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    chromium_browser,
     CUSTOMER_BUBBLES,
     FOCUSED,
     INPUT,
@@ -41,12 +39,8 @@ SHIPPING_QUESTION = "how long does shipping take"
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = [str(path) for path in (BUNDLE, AXE, Path(CHROMIUM)) if not path.exists()]
-    assert not missing, f"missing {', '.join(missing)}: run `make setup` (the widget) and `make test-e2e` (Chromium)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium_browser(BUNDLE, AXE) as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

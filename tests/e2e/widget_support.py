@@ -12,6 +12,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,6 +32,19 @@ CHROMIUM_ARGS = [
 ]
 AXE = REPO / "widget" / "node_modules" / "axe-core" / "axe.min.js"
 BUNDLE = REPO / "crm_backend" / "pages" / "static" / "widget.js"
+
+
+@contextmanager
+def chromium_browser(*required: Path) -> Iterator:
+    """Debian's Chromium through Playwright, once the files it needs exist."""
+    from playwright.sync_api import sync_playwright
+
+    missing = [str(path) for path in (*required, Path(CHROMIUM)) if not path.exists()]
+    assert not missing, f"missing {', '.join(missing)}: run `make setup` and `make test-e2e` (installs Chromium)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 # Selectors inside the widget's (open) shadow root; Playwright's CSS engine
 # pierces it.

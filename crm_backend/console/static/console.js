@@ -130,6 +130,7 @@
   }
 
   function applyFilter(filter) {
+    if (!queue) return; // pages without the queue (dashboard, customer) only show its count
     queue.dataset.filter = filter;
     tabs.forEach(function (tab) {
       var selected = tab.dataset.filter === filter;
@@ -160,7 +161,7 @@
   var initialised = false; // the first snapshot of a connection is not news
   handlers.queue = function (data) {
     var before = knownIds();
-    queue.innerHTML = data.html;
+    if (queue) queue.innerHTML = data.html;
     knownIds().forEach(function (id) {
       if (initialised && before.indexOf(id) === -1) {
         $('.queue-item[data-handoff-id="' + id + '"]', queue).closest('.queue-entry').classList.add('is-new');
@@ -169,7 +170,7 @@
     ['total', 'queued', 'mine'].forEach(function (name) {
       $all('[data-count="' + name + '"]').forEach(function (count) { count.textContent = data[name]; });
     });
-    applyFilter(queue.dataset.filter);
+    if (queue) applyFilter(queue.dataset.filter);
     tick();
     var base = document.title.replace(/^\(\d+\) /, '');
     document.title = data.queued ? '(' + data.queued + ') ' + base : base;

@@ -1,0 +1,155 @@
+"""Consumes Rasa's Pika (RabbitMQ) event broker: the scaled profile's follower.
+
+With several Rasa instances the SQL broker's SQLite table is no option;
+they publish every conversation event to a fanout exchange (``rasa-exchange``)
+bound to a durable queue (``rasa_events``). ``crm handoffs follow --broker
+amqp://...`` consumes that queue and handles each event with
+``follower.handle_event``, as the SQL follower does: a customer's message is
+counted for its conversation and, while a person has the conversation,
+copied into the handoff for the agent console.
+
+A message is acknowledged only after its changes are committed, so none is
+lost when the consumer or the database stops; one delivered again (after a
+crash between commit and ack) changes nothing: the handoff message's key is
+the event's ``message_id`` (unique per handoff) and a conversation counts a
+message only if it is newer than the last one counted. Several consumers may
+share the queue.
+
+The exchange and the queue are declared exactly as Rasa declares them, so
+whichever starts first creates them and no event published before the
+consumer starts is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+import time
+
+import click
+import pika
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import OperationalError
+
+from ..db import get_session
+from . import follower
+
+logger = logging.getLogger(__name__)
+
+PREFETCH = 100
+RECONNECT_SECONDS = (1, 2, 5, 10)
+DATABASE_RETRY_SECONDS = 2.0
+
+
+def event_key(event: dict, body: bytes) -> str:
+    """The event's identity at the broker: Rasa's ``message_id`` of a user event, else a hash of the body."""
+    message_id = event.get("message_id")
+    if isinstance(message_id, str) and 0 < len(message_id) <= 59:
+        return f"amqp:{message_id}"
+    return "sha1:" + hashlib.sha1(body).hexdigest()
+
+
+def handle_body(body: bytes) -> tuple[bool, bool]:
+    """Handle one message of the queue (committed): (counted, stored in a handoff)."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return False, False
+    if not isinstance(event, dict) or event.get("event") != "user":
+        return False, False
+    sender_id = event.get("sender_id")
+    if not isinstance(sender_id, str):
+        return False, False
+    return follower.handle_event(get_session(), sender_id, event_key(event, body), body.decode("utf-8", "replace"))
+
+
+class Consumer:
+    def __init__(self, url: str, queue: str, exchange: str, prefetch: int = PREFETCH):
+        self.parameters = pika.URLParameters(url)
+        self.queue = queue
+        self.exchange = exchange
+        self.prefetch = prefetch
+        self.stopping = threading.Event()
+        self.connected = False
+
+    def _declare(self, channel) -> None:
+        # As Rasa's PikaEventBroker declares them (aio-pika defaults): another
+        # flag would make RabbitMQ refuse the second declaration.
+        channel.exchange_declare(self.exchange, exchange_type="fanout")
+        channel.queue_declare(self.queue, durable=True)
+        channel.queue_bind(self.queue, self.exchange, routing_key="")
+        channel.basic_qos(prefetch_count=self.prefetch)
+
+    def _deliver(self, connection, channel, method, body: bytes) -> None:
+        while not self.stopping.is_set():
+            try:
+                counted, stored = handle_body(body)
+            except OperationalError as error:
+                # The database is away: keep the message and try again.
+                get_session().rollback()
+                logger.warning("database unavailable, retrying in %.0f s: %s", DATABASE_RETRY_SECONDS, type(error).__name__)
+                connection.sleep(DATABASE_RETRY_SECONDS)  # keeps answering RabbitMQ's heartbeats
+                continue
+            except Exception:
+                # A message this code cannot handle: say so and drop it rather
+                # than block the queue (a dead-letter policy on the queue keeps it).
+                get_session().rollback()
+                logger.exception("could not handle an event; rejected")
+                channel.basic_reject(method.delivery_tag, requeue=False)
+                return
+            if stored:
+                logger.info("stored a customer message of a handed-off conversation")
+            channel.basic_ack(method.delivery_tag)
+            return
+        # Stopping with the message unhandled: RabbitMQ delivers it again.
+        channel.basic_nack(method.delivery_tag, requeue=True)
+
+    def _consume_once(self) -> None:
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            channel = connection.channel()
+            self._declare(channel)
+            logger.info("consuming queue %s of exchange %s", self.queue, self.exchange)
+            self.connected = True
+            for method, _properties, body in channel.consume(self.queue, inactivity_timeout=1.0):
+                if self.stopping.is_set():
+                    break
+                if method is None:  # nothing for a second: look at the stop flag
+                    continue
+                self._deliver(connection, channel, method, body)
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            self.connected = False
+            try:
+                self._consume_once()
+            except AMQPError as error:
+                failures = 0 if self.connected else failures + 1
+                delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
+                logger.warning("RabbitMQ unavailable (%s); reconnecting in %d s", type(error).__name__, delay)
+                self.stopping.wait(delay)
+
+
+def consume(url: str, queue: str, exchange: str) -> None:
+    """Run the consumer until SIGTERM or Ctrl-C."""
+    logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is every connection step
+    consumer = Consumer(url, queue, exchange)
+
+    def stop(signum, frame):
+        consumer.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    shown = pika.URLParameters(url)
+    click.echo(f"Consuming Rasa's event broker at amqp://{shown.host}:{shown.port} (queue {queue}) for handed-off conversations.")
+    started = time.monotonic()
+    consumer.run()
+    click.echo(f"Event broker consumer stopped after {time.monotonic() - started:.0f} s.")

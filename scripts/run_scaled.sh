@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Starts the scaled profile (make run-scaled, docs/operations.md): the CRM on
+# PostgreSQL under gunicorn, two webhook workers, two action servers, two
+# Rasa instances sharing a PostgreSQL tracker store, a Redis lock store and
+# Redis-backed socket.io rooms, Rasa's events on RabbitMQ consumed by the
+# CRM, and nginx in front.
+#
+# Checks that PostgreSQL, Redis and RabbitMQ answer, creates its databases if
+# missing, migrates (safe when several start together), seeds the demo,
+# makes sure the token and the bot's API key exist, renders the load
+# balancer's configuration, then hands over to honcho with Procfile.scaled.
+# Every setting can be overridden from the environment (docs/operations.md
+# "Settings"); tests/e2e/test_scaled.py starts it on free ports this way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export VAR_DIR=$(realpath -m "${VAR_DIR:-var/scaled}")
+mkdir -p "$VAR_DIR"
+chmod 700 "$VAR_DIR"
+
+# Public: the load balancer. Everything else listens on 127.0.0.1 behind it.
+export BIND_HOST=${BIND_HOST:-127.0.0.1}
+export LB_PORT=${LB_PORT:-8080}
+export RASA_API_LB_PORT=${RASA_API_LB_PORT:-8081}
+export ACTIONS_LB_PORT=${ACTIONS_LB_PORT:-8082}
+export CRM_PORT=${CRM_PORT:-8000}
+export CRM_WORKERS=${CRM_WORKERS:-4}
+export RASA1_PORT=${RASA1_PORT:-5005}
+export RASA2_PORT=${RASA2_PORT:-5006}
+export ACTIONS1_PORT=${ACTIONS1_PORT:-5055}
+export ACTIONS2_PORT=${ACTIONS2_PORT:-5056}
+
+# PostgreSQL: one server, a database for the CRM and one for Rasa's trackers.
+export POSTGRES_HOST=${POSTGRES_HOST:-127.0.0.1}
+export POSTGRES_PORT=${POSTGRES_PORT:-5432}
+export POSTGRES_USER=${POSTGRES_USER:-postgres}
+export POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-}
+export CRM_DB_NAME=${CRM_DB_NAME:-helpdesk_scaled_crm}
+export RASA_DB_NAME=${RASA_DB_NAME:-helpdesk_scaled_rasa}
+postgres_auth=$POSTGRES_USER${POSTGRES_PASSWORD:+:$POSTGRES_PASSWORD}
+export DATABASE_URL=${DATABASE_URL:-postgresql+psycopg://$postgres_auth@$POSTGRES_HOST:$POSTGRES_PORT/$CRM_DB_NAME}
+export RASA_DB_HOST=$POSTGRES_HOST RASA_DB_PORT=$POSTGRES_PORT RASA_DB_USER=$POSTGRES_USER RASA_DB_PASSWORD=$POSTGRES_PASSWORD
+
+# Redis: Rasa's lock store (one database) and the socket.io rooms (pub/sub).
+export REDIS_HOST=${REDIS_HOST:-127.0.0.1}
+export REDIS_PORT=${REDIS_PORT:-6379}
+export REDIS_PASSWORD=${REDIS_PASSWORD:-}
+export RASA_LOCK_REDIS_DB=${RASA_LOCK_REDIS_DB:-1}
+export RASA_LOCK_KEY_PREFIX=${RASA_LOCK_KEY_PREFIX:-helpdesk}
+export SOCKETIO_REDIS_URL=${SOCKETIO_REDIS_URL:-redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}$REDIS_HOST:$REDIS_PORT/2}
+export SOCKETIO_REDIS_CHANNEL=${SOCKETIO_REDIS_CHANNEL:-helpdesk-socketio}
+
+# RabbitMQ: Rasa publishes every event to the exchange, bound to the queue the CRM consumes.
+export RABBITMQ_HOST=${RABBITMQ_HOST:-127.0.0.1}
+export RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
+export RABBITMQ_USER=${RABBITMQ_USER:-guest}
+export RABBITMQ_PASSWORD=${RABBITMQ_PASSWORD:-guest}
+export RASA_EVENTS_EXCHANGE=${RASA_EVENTS_EXCHANGE:-rasa-exchange}
+export RASA_EVENTS_QUEUE=${RASA_EVENTS_QUEUE:-rasa_events}
+export RASA_EVENTS_BROKER_URL=${RASA_EVENTS_BROKER_URL:-amqp://$RABBITMQ_USER:$RABBITMQ_PASSWORD@$RABBITMQ_HOST:$RABBITMQ_PORT/%2F}
+
+# Who talks to whom through the load balancer.
+export ACTION_ENDPOINT_URL=${ACTION_ENDPOINT_URL:-http://127.0.0.1:$ACTIONS_LB_PORT/webhook}
+export RASA_URL=${RASA_URL:-http://127.0.0.1:$RASA_API_LB_PORT}
+export CRM_URL=${CRM_URL:-http://127.0.0.1:$CRM_PORT}
+# The demo page points the widget at the page's own host on this port (the
+# load balancer's), unless RASA_PUBLIC_URL says otherwise (e.g. behind TLS).
+export RASA_PORT=$LB_PORT
+export LB_RUN_DIR=$VAR_DIR/nginx
+
+export RASA_TELEMETRY_ENABLED=false
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+export PYTHONUNBUFFERED=1
+export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
+export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
+
+crm=.venv/backend/bin/crm
+if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.gz ]; then
+  echo "error: the environments or the Rasa model are missing; run \`make run-scaled\`, which prepares them." >&2
+  exit 1
+fi
+if ! command -v nginx >/dev/null; then
+  echo "error: nginx is not installed; \`make run-scaled\` installs Debian's package (or: apt-get install nginx)." >&2
+  exit 1
+fi
+
+.venv/backend/bin/python scripts/check_scaled_services.py
+
+# Secrets, as scripts/run_stack.sh makes them: generated once into $VAR_DIR
+# unless given. Every Rasa instance gets the same token.
+secret() {  # secret NAME FILE BYTES
+  if [ -z "${!1:-}" ]; then
+    if [ ! -s "$2" ]; then
+      (umask 077 && .venv/backend/bin/python -c "import secrets; print(secrets.token_urlsafe($3))" > "$2")
+    fi
+    export "$1"="$(cat "$2")"
+  fi
+}
+secret RASA_TOKEN "$VAR_DIR/rasa_token" 32
+secret CRM_SECRET_KEY "$VAR_DIR/secret_key" 48
+
+# Several backends may run this at once (one per machine): the migration
+# takes a PostgreSQL advisory lock, the others find the schema at head.
+"$crm" init-db
+if [ "${SEED_DEMO:-1}" = "1" ]; then
+  "$crm" seed-demo
+fi
+if [ -z "${CRM_API_KEY:-}" ]; then
+  export CRM_API_KEY_FILE=$VAR_DIR/crm_api_key
+  "$crm" ensure-api-key bot --file "$CRM_API_KEY_FILE" \
+    --scopes customers:read --scopes customers:write \
+    --scopes tickets:read --scopes tickets:write --scopes handoffs:write \
+    --scopes feedback:write
+fi
+
+# The load balancer's configuration, from deploy/nginx.conf.template.
+export CRM_PORTS=$CRM_PORT RASA_PORTS=$RASA1_PORT,$RASA2_PORT ACTIONS_PORTS=$ACTIONS1_PORT,$ACTIONS2_PORT
+export LB_BIND=$BIND_HOST
+mkdir -p "$LB_RUN_DIR"
+.venv/backend/bin/python scripts/render_lb_config.py deploy/nginx.conf.template "$LB_RUN_DIR/nginx.conf"
+nginx -t -q -p "$LB_RUN_DIR" -c "$LB_RUN_DIR/nginx.conf" -e stderr
+
+# What the `ready` process waits for and prints.
+shown_host=$([ "$BIND_HOST" = 127.0.0.1 ] || [ "$BIND_HOST" = 0.0.0.0 ] && echo localhost || echo "$BIND_HOST")
+export READY_CRM_URLS=$CRM_URL
+export READY_RASA_URLS=http://127.0.0.1:$RASA1_PORT,http://127.0.0.1:$RASA2_PORT
+export READY_ACTIONS_URLS=http://127.0.0.1:$ACTIONS1_PORT,http://127.0.0.1:$ACTIONS2_PORT
+export READY_LB_URL=http://127.0.0.1:$LB_PORT
+export READY_PUBLIC_URL=${RASA_PUBLIC_URL:-http://$shown_host:$LB_PORT}
+
+exec .venv/backend/bin/honcho --no-colour start --procfile Procfile.scaled --app-root .

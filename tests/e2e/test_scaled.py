@@ -1,0 +1,182 @@
+"""The scaled profile (`make run-scaled`), started for real: nginx in front of
+the CRM on PostgreSQL, two Rasa instances (PostgreSQL tracker store, Redis
+lock store, socket.io rooms in Redis, events to RabbitMQ) and two action
+servers, on free ports with databases, a queue and channels of its own.
+
+Skipped, with the reason, when PostgreSQL, Redis or RabbitMQ does not answer
+on this machine or nginx is not installed.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from crm_backend.rasa import RasaClient
+from tests.e2e.scaled_stack import REPO, ScaledStack, missing_services
+from tests.e2e.stack import alive, descendants, port_is_open
+from tests.e2e.test_handoff import replies_until_quiet
+from tests.e2e.test_socketio import WidgetClient
+
+MISSING = missing_services()
+pytestmark = pytest.mark.skipif(bool(MISSING), reason="the scaled stack needs them: " + "; ".join(MISSING))
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    started_at = time.monotonic()
+    running = ScaledStack(var_dir=tmp_path_factory.mktemp("scaled") / "var")
+    try:
+        running.start()
+        print(f"scaled stack ready in {time.monotonic() - started_at:.0f} s")
+        running.sign_in_agent()  # through the load balancer; handoffs then go to a person
+        yield running
+    finally:
+        running.stop()
+        running.remove_state()
+
+
+@pytest.fixture(scope="module")
+def console(scaled):
+    key = scaled.api_key("e2e-console", "handoffs:read", "handoffs:write")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_rest_conversation_through_the_load_balancer(scaled):
+    # Rasa behind the balancer, its action server behind the balancer, the CRM on PostgreSQL.
+    replies = scaled.say("ada@example.com", "hi")
+
+    assert replies[0]["text"].startswith("Hi Ada")
+
+
+def test_the_shop_page_points_the_widget_at_the_load_balancer(scaled):
+    page = requests.get(f"{scaled.lb_url}/", timeout=10)
+    widget = requests.get(f"{scaled.lb_url}/widget.js", timeout=10)
+
+    assert f'data-server="http://127.0.0.1:{scaled.lb_port}"' in page.text
+    assert widget.status_code == 200 and len(widget.content) > 10_000
+
+
+def test_a_socket_on_one_instance_gets_replies_produced_on_the_other(scaled):
+    instance_a, instance_b = scaled.rasa_instance_urls
+    session_id = uuid.uuid4().hex
+    client = WidgetClient(instance_a, session_id)
+    try:
+        bot_reply = client.say("hi")
+        # An agent's reply, appended through instance B's HTTP API as the CRM does it.
+        RasaClient(url=instance_b, token=scaled.rasa_token).send_agent_message(session_id, "Sam here, from B", "Sam")
+        agent_reply = client.replies.get(timeout=15)
+    finally:
+        client.close()
+
+    assert bot_reply["text"].startswith("Hi")
+    assert agent_reply == {"text": "Sam here, from B", "agent_name": "Sam"}
+
+
+def test_socketio_long_polling_through_the_load_balancer_is_sticky(scaled):
+    import socketio
+
+    session_id = uuid.uuid4().hex
+    replies: queue.Queue = queue.Queue()
+    confirmed: queue.Queue = queue.Queue()
+    client = socketio.Client(reconnection=False)
+    client.on("bot_uttered", replies.put)
+    client.on("session_confirm", confirmed.put)
+    client.connect(scaled.lb_url, transports=["polling"], wait_timeout=10)
+    try:
+        client.emit("session_request", {"session_id": session_id})
+        confirmed.get(timeout=10)
+        client.emit("user_uttered", {"message": "hi", "session_id": session_id})
+        reply = replies.get(timeout=30)
+    finally:
+        # Over polling, python-socketio's disconnect often waits for its last
+        # long-poll to time out (30 s, also without nginx): don't wait for it.
+        threading.Thread(target=client.disconnect, daemon=True).start()
+
+    assert reply["text"].startswith("Hi")
+
+
+def test_a_handoff_through_the_load_balancer_reaches_the_crm_through_rabbitmq(scaled, console):
+    session_id = uuid.uuid4().hex
+    client = WidgetClient(scaled.lb_url, session_id)
+    api = f"{scaled.lb_url}/api/v1"
+    try:
+        client.sio.emit(
+            "user_uttered",
+            {
+                "message": "I need to talk to a person about my refund for the kettle",
+                "session_id": session_id,
+                "customData": {"email": "ada@example.com"},
+            },
+        )
+        assert "A person will reply right here" in " ".join(m.get("text", "") for m in replies_until_quiet(client))
+        [handoff] = requests.get(
+            f"{api}/handoffs", params={"conversation_id": session_id}, headers=console, timeout=10
+        ).json()["items"]
+
+        # Paused: the bot says nothing, but the message goes Rasa -> RabbitMQ -> the CRM's consumer.
+        client.sio.emit("user_uttered", {"message": "hello? are you there?", "session_id": session_id})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
+            if detail["messages"]:
+                break
+            time.sleep(0.25)
+        assert [(m["sender"], m["text"]) for m in detail["messages"]] == [("customer", "hello? are you there?")]
+
+        # The agent's reply goes CRM -> balancer -> any Rasa instance -> Redis -> the customer's socket.
+        claimed = requests.post(
+            f"{api}/handoffs/{handoff['id']}/claim", json={"agent_email": "agent@example.com"}, headers=console, timeout=10
+        )
+        assert claimed.status_code == 200, claimed.text
+        sent = requests.post(
+            f"{api}/handoffs/{handoff['id']}/messages",
+            json={"agent_email": "agent@example.com", "text": "Hi Ada, I'm on it."},
+            headers=console,
+            timeout=10,
+        )
+        assert sent.status_code == 201, sent.text
+        assert client.replies.get(timeout=15) == {"text": "Hi Ada, I'm on it.", "agent_name": "Demo Agent"}
+    finally:
+        client.close()
+
+
+def test_crm_init_db_run_concurrently_against_the_running_stack_is_harmless(scaled):
+    runs = [
+        subprocess.Popen(
+            [str(REPO / ".venv/backend/bin/crm"), "init-db"],
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "DATABASE_URL": scaled.database_url, "VAR_DIR": str(scaled.var_dir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [(run.wait(timeout=180), run.stdout.read()) for run in runs]
+
+    assert [code for code, _ in results] == [0, 0, 0], "\n".join(output for _, output in results)
+    engine = create_engine(scaled.database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    engine.dispose()
+    assert requests.get(f"{scaled.lb_url}/readyz", timeout=10).status_code == 200
+
+
+def test_ctrl_c_stops_every_process(scaled):
+    processes = descendants(scaled.process.pid)
+
+    scaled.interrupt(timeout=60)
+
+    assert [pid for pid in processes if alive(pid)] == [], "processes left running after Ctrl-C"
+    deadline = time.monotonic() + 10
+    while any(port_is_open(port) for port in scaled.ports) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [port for port in scaled.ports if port_is_open(port)] == []
