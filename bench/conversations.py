@@ -287,7 +287,9 @@ def needs_action_server(bot_dir: Path) -> bool:
     return bool(endpoints.get("action_endpoint"))
 
 
-def start_stock_bot(model: Path, run_dir: Path, children: list[subprocess.Popen]) -> tuple[str, list[subprocess.Popen]]:
+def start_stock_bot(
+    model: Path, run_dir: Path, children: list[subprocess.Popen], credentials: str = "credentials.yml"
+) -> tuple[str, list[subprocess.Popen]]:
     started: list[subprocess.Popen] = []
     if needs_action_server(STOCK_DIR):
         # The scaffold's endpoints.yml leaves action_endpoint commented out; this
@@ -303,7 +305,7 @@ def start_stock_bot(model: Path, run_dir: Path, children: list[subprocess.Popen]
     rasa = subprocess.Popen(
         [
             str(RASA), "run", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
-            "--enable-api", "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+            "--enable-api", "--endpoints", "endpoints.yml", "--credentials", credentials,
         ],
         cwd=STOCK_DIR, env=bot_env(), stdout=(run_dir / "stock-rasa.log").open("wb"),
         stderr=subprocess.STDOUT, start_new_session=True,

@@ -9,7 +9,9 @@ on this machine or nginx is not installed.
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -146,6 +148,63 @@ def test_a_handoff_through_the_load_balancer_reaches_the_crm_through_rabbitmq(sc
         assert client.replies.get(timeout=15) == {"text": "Hi Ada, I'm on it.", "agent_name": "Demo Agent"}
     finally:
         client.close()
+
+
+def established_connections(port: int) -> int:
+    """Established TCP connections whose server side is 127.0.0.1:port (/proc/net/tcp)."""
+    count = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, _, state = line.split()[1:4]
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            count += 1
+    return count
+
+
+def test_websockets_through_the_load_balancer_are_spread_over_both_instances(scaled):
+    # Every client here comes from 127.0.0.1: hashing the address would put
+    # them all on one instance. Websockets need no stickiness and are spread.
+    before = [established_connections(port) for port in (scaled.rasa_port, scaled.rasa2_port)]
+    clients = [WidgetClient(scaled.lb_url, uuid.uuid4().hex) for _ in range(4)]
+    try:
+        replies = [client.say("hi") for client in clients]
+        after = [established_connections(port) for port in (scaled.rasa_port, scaled.rasa2_port)]
+    finally:
+        for client in clients:
+            client.close()
+
+    assert all(reply["text"].startswith("Hi") for reply in replies)
+    assert [a - b >= 1 for a, b in zip(after, before)] == [True, True], (before, after)
+
+
+def rasa_pid(scaled, port: int) -> int:
+    for pid in descendants(scaled.process.pid):
+        command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        if "rasa run" in command and f"--port {port} " in command and "respawn.sh" not in command:
+            return pid
+    raise AssertionError(f"no Rasa process on port {port}")
+
+
+def test_a_rasa_instance_killed_is_started_again_and_customers_carry_on(scaled):
+    victim = rasa_pid(scaled, scaled.rasa_port)
+
+    os.kill(victim, signal.SIGKILL)
+    # Meanwhile the balancer sends everything to the other instance.
+    answers = [scaled.say(f"carry-on-{n}@example.com", "hi") for n in range(4)]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{scaled.rasa_port}/status", timeout=5,
+                            params={"token": scaled.rasa_token}).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+
+    assert all(reply and reply[0]["text"].startswith("Hi") for reply in answers)
+    assert rasa_pid(scaled, scaled.rasa_port) != victim
+    assert "respawn: rasa1 exited with status 137" in scaled.log()
+    assert requests.get(f"http://127.0.0.1:{scaled.rasa_port}/status", timeout=5,
+                        params={"token": scaled.rasa_token}).ok
 
 
 def test_crm_init_db_run_concurrently_against_the_running_stack_is_harmless(scaled):
