@@ -286,3 +286,26 @@ def test_agents_corrected_tickets_are_training_corrections(app, run_cli, small_c
 
     result = run_cli("classifier", "train", "--data", str(small_csvs[0]), "--out", str(tmp_path / "m.skops"))
     assert "including 1 correction(s)" in result.output
+
+
+def test_character_ngrams_from_the_word_cache_match_the_vectorizer(demo_model):
+    from crm_backend.classifier.model import CharGramCache
+
+    features = demo_model.pipeline.named_steps["features"]
+    char_vectorizer = features.named_transformers["char"]
+    assert CharGramCache.applies_to(char_vectorizer)
+    texts = ["  refnd   plz\tnow ", "kettle kettle", "", "ünïcode wörds ÇA", "x"]
+    normalised = [" ".join(text.split()).lower() for text in texts]
+    expected = char_vectorizer.transform(normalised).toarray()
+    assert demo_model._transform(char_vectorizer, normalised).toarray() == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_word_cache_starts_again_when_full(demo_model):
+    from crm_backend.classifier.model import CharGramCache
+
+    cache = CharGramCache(demo_model.pipeline.named_steps["features"].named_transformers["char"], max_words=2)
+    first = cache.indices("refund")
+    cache.indices("parcel")
+    cache.indices("kettle")  # a third word: the cache starts again
+    assert len(cache._words) == 1
+    assert cache.indices("refund") == first
