@@ -1,9 +1,11 @@
 """Per-client request limits (Flask-Limiter); a breach is a 429 problem with Retry-After.
 
 Clients are counted by API-key prefix when they send one, else by address.
-Counters live in ``RATELIMIT_STORAGE_URI`` (default ``memory://``: per
-worker process, so N gunicorn workers allow up to N times the limit; point
-it at Redis for one shared count).
+Counters live in ``RATELIMIT_STORAGE_URI``: ``memory://`` (the default) counts
+per worker process, so N gunicorn workers allow up to N times the limit;
+``redis://host:port/db`` gives every worker and machine one shared count (the
+scaled profile). When Redis does not answer, each worker counts in memory
+until it does again: a Redis outage never turns API calls into errors.
 """
 
 import os
@@ -15,6 +17,9 @@ from flask_limiter.util import get_remote_address
 from . import api_keys
 
 DEFAULT_LIMIT = "6000 per minute"
+# A Redis that stops answering must not hold a request for long; after a
+# failure Flask-Limiter tries it again after 1, 2, 4, ... seconds.
+SHARED_STORAGE_OPTIONS = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "key_prefix": "crm-limits"}
 
 
 def client_identity() -> str:
@@ -37,6 +42,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://"))
     app.config.setdefault("RATELIMIT_ENABLED", os.environ.get("CRM_RATE_LIMIT_ENABLED", "1") != "0")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    if not app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", dict(SHARED_STORAGE_OPTIONS))
+        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter = Limiter(client_identity, default_limits_exempt_when=_exempt)
     limiter.init_app(app)
     app.extensions["crm_limiter"] = limiter

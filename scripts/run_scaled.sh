@@ -49,6 +49,8 @@ export RASA_LOCK_REDIS_DB=${RASA_LOCK_REDIS_DB:-1}
 export RASA_LOCK_KEY_PREFIX=${RASA_LOCK_KEY_PREFIX:-helpdesk}
 export SOCKETIO_REDIS_URL=${SOCKETIO_REDIS_URL:-redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}$REDIS_HOST:$REDIS_PORT/2}
 export SOCKETIO_REDIS_CHANNEL=${SOCKETIO_REDIS_CHANNEL:-helpdesk-socketio}
+# The CRM's rate-limit counters, shared by every gunicorn worker (and machine).
+export RATELIMIT_STORAGE_URI=${RATELIMIT_STORAGE_URI:-redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}$REDIS_HOST:$REDIS_PORT/3}
 
 # RabbitMQ: Rasa publishes every event to the exchange, bound to the queue the CRM consumes.
 export RABBITMQ_HOST=${RABBITMQ_HOST:-127.0.0.1}
