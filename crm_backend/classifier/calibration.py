@@ -2,10 +2,16 @@
 
 Strongly fitted TF-IDF models are over-confident: a raw 0.9 may be right 75 %
 of the time. One temperature, fitted on held-out scores, fixes most of it and
-keeps the ranking (so accuracy is unchanged). sklearn's
-``CalibratedClassifierCV(method="temperature")`` does the same with k full
-refits; this costs one fit on 85 % of the data plus a warm-started refit,
-which keeps BANKING77 under a minute on two cores.
+keeps the ranking (so accuracy is unchanged). Where the temperature comes from depends on the size of the data:
+
+- up to ``cv_below`` texts (a shop's own few hundred or thousand tickets),
+  from 5-fold out-of-fold scores: every text is scored once by a model that
+  did not see it. A single 15 % hold-out of a small, hand-written set
+  shares phrasings with the rest and makes the temperature too sharp (demo
+  shop: calibration error 0.10 with the hold-out, 0.064 with 5 folds);
+- above it (BANKING77's 10,003), from one 15 % hold-out plus a warm-started
+  refit, which keeps the fit under a minute on two cores; with that much
+  data the hold-out is already representative (calibration error 0.008).
 """
 
 import numpy as np
@@ -13,7 +19,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 
 def _logits(linear: LogisticRegression, X) -> np.ndarray:
@@ -35,10 +41,12 @@ def fit_temperature(logits: np.ndarray, truth_index: np.ndarray) -> float:
 
 
 class TemperatureScaledLogisticRegression(ClassifierMixin, BaseEstimator):
-    def __init__(self, linear=None, holdout: float = 0.15, random_state: int = 0):
+    def __init__(self, linear=None, holdout: float = 0.15, random_state: int = 0, cv_below: int = 5000, folds: int = 5):
         self.linear = linear
         self.holdout = holdout
         self.random_state = random_state
+        self.cv_below = cv_below
+        self.folds = folds
 
     def fit(self, X, y):
         y = np.asarray(y)
@@ -49,6 +57,15 @@ class TemperatureScaledLogisticRegression(ClassifierMixin, BaseEstimator):
         if counts.min() < 4 or n_holdout < len(classes):
             self.linear_ = linear.fit(X, y)
             self.temperature_ = 1.0
+        elif len(y) <= self.cv_below:
+            folds = StratifiedKFold(min(self.folds, int(counts.min())), shuffle=True, random_state=self.random_state)
+            out_of_fold = np.zeros((len(y), len(classes)))
+            for fit_rows, held_rows in folds.split(np.zeros(len(y)), y):
+                fold_model = clone(linear).fit(X[fit_rows], y[fit_rows])
+                out_of_fold[held_rows] = _logits(fold_model, X[held_rows])
+            self.temperature_ = fit_temperature(out_of_fold, np.searchsorted(classes, y))
+            # Small data fits in a second or two: converge fully.
+            self.linear_ = linear.set_params(tol=min(linear.tol, 1e-5)).fit(X, y)
         else:
             X_fit, X_held, y_fit, y_held = train_test_split(
                 X, y, test_size=n_holdout, stratify=y, random_state=self.random_state

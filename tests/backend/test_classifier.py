@@ -309,3 +309,24 @@ def test_the_word_cache_starts_again_when_full(demo_model):
     cache.indices("kettle")  # a third word: the cache starts again
     assert len(cache._words) == 1
     assert cache.indices("refund") == first
+
+
+def test_small_data_takes_its_temperature_from_out_of_fold_scores_and_fits_on_everything():
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from crm_backend.classifier.calibration import TemperatureScaledLogisticRegression, _logits, fit_temperature
+
+    X, y = make_classification(n_samples=400, n_features=20, n_informative=6, n_classes=3, random_state=0)
+    model = TemperatureScaledLogisticRegression(LogisticRegression(max_iter=1000)).fit(X, y)
+
+    out_of_fold = np.zeros((len(y), 3))
+    for fit_rows, held_rows in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        out_of_fold[held_rows] = _logits(LogisticRegression(max_iter=1000).fit(X[fit_rows], y[fit_rows]), X[held_rows])
+    plain = LogisticRegression(max_iter=1000, tol=1e-5).fit(X, y)
+
+    assert model.temperature_ == pytest.approx(fit_temperature(out_of_fold, y), rel=1e-6)
+    assert model.temperature_ != pytest.approx(1.0, abs=0.01)
+    assert model.linear_.coef_ == pytest.approx(plain.coef_, rel=1e-3, abs=1e-4)
