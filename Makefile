@@ -45,6 +45,7 @@ help:
 	@echo "make widget build the chat widget (widget/ -> $(WIDGET_BUNDLE)) if its sources changed"
 	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
 	@echo "           and the need classifier if data/needs/train.csv or its code changed"
+	@echo "make bench-tools  install wrk, the load generator of bench/crm_api.py"
 	@echo "make clean  remove environments, trained models and var/"
 
 setup: $(BOT_STAMP) $(BACKEND_STAMP) $(WIDGET_BUNDLE) $(DASHBOARD_BUNDLE)
@@ -73,6 +74,14 @@ $(DASHBOARD_BUNDLE): $(DASHBOARD_MODULES) $(DASHBOARD_SOURCES) $(DASHBOARD_DIR)/
 $(CHROMIUM):
 	@echo "Installing Debian's Chromium for the browser tests"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium fonts-liberation
+
+# The load generator of bench/crm_api.py (not needed by make run or make test).
+WRK := /usr/bin/wrk
+.PHONY: bench-tools
+bench-tools: $(WRK)
+$(WRK):
+	@echo "Installing Debian's wrk, the CRM API benchmark's load generator (needs root)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends wrk
 
 # Only the binary is used: run-scaled starts its own nginx with a rendered
 # configuration (deploy/nginx.conf.template); the system service is not needed.

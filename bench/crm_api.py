@@ -15,7 +15,12 @@ on a temporary SQLite database:
 
     .venv/backend/bin/python bench/crm_api.py --serve [--workers 2] [--threads 1]
 
-The load generator is wrk (Debian: `apt-get install -y wrk`; this script
+or on PostgreSQL instead of SQLite (a database of its own, created on that
+server and dropped afterwards):
+
+    .venv/backend/bin/python bench/crm_api.py --serve --postgres postgresql+psycopg://postgres@127.0.0.1:5432
+
+The load generator is wrk (`make bench-tools` installs Debian's; this script
 installs nothing and says so if wrk is missing). A C client with one epoll
 thread and one keep-alive connection per simulated client uses a small
 fraction of the CPU that a Python client would need for the same rate, so on
@@ -45,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "backend" / "bin"
 WRK_MISSING = (
     "wrk is not installed, and this benchmark needs it as its load generator: "
-    "install it with `apt-get install -y wrk` (Debian) and run this again."
+    "install it with `make bench-tools` (Debian's wrk) and run this again."
 )
 # Rate limiting stays on, as in production, but high enough never to answer 429.
 BENCH_RATE_LIMIT = "1000000 per minute"
@@ -184,10 +189,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(workers: int, threads: int, tmp: Path) -> tuple[subprocess.Popen, str, str]:
+class BenchDatabase:
+    """A PostgreSQL database of the benchmark's own: created now, dropped at the end."""
+
+    def __init__(self, server_url: str):
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.name = f"crm_bench_{os.getpid()}"
+        self.url = make_url(server_url).set(database=self.name).render_as_string(hide_password=False)
+        self.admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self.admin.dispose()
+
+
+def start_server(workers: int, threads: int, tmp: Path, database_url: str | None = None) -> tuple[subprocess.Popen, str, str]:
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp / 'crm.db'}",
+        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'crm.db'}",
         "CRM_RATE_LIMIT": BENCH_RATE_LIMIT,
         "CRM_RATE_LIMIT_ENABLED": "1",
     }
@@ -225,18 +249,21 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="start a gunicorn on a temporary database")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes with --serve")
     parser.add_argument(
-        "--threads", type=int, default=1, help="threads per worker with --serve (1: sync workers, as in the Procfile)"
+        "--threads", type=int, default=8, help="threads per worker with --serve (8: gthread, as in the Procfile; 1: sync workers)"
     )
+    parser.add_argument("--postgres", metavar="SERVER_URL",
+                        help="with --serve: run on a new database on this PostgreSQL server instead of SQLite")
     parser.add_argument("--clients", default="1,10,50", help="comma-separated concurrency levels")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario and level (whole seconds)")
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
         raise SystemExit(WRK_MISSING)
-    server = None
+    server = database = None
     tmp = tempfile.TemporaryDirectory(prefix="crm-bench-")
     if args.serve:
-        server, args.url, args.key = start_server(args.workers, args.threads, Path(tmp.name))
+        database = BenchDatabase(args.postgres) if args.postgres else None
+        server, args.url, args.key = start_server(args.workers, args.threads, Path(tmp.name), database and database.url)
     if not args.key:
         parser.error("give --key (or CRM_API_KEY), or use --serve")
     try:
@@ -256,7 +283,8 @@ def main() -> None:
                     f"{summary['p99_ms']:>8} {summary['errors']:>7}",
                     flush=True,
                 )
-        server_setup = {"workers": args.workers, "threads": args.threads} if args.serve else None
+        server_setup = {"workers": args.workers, "threads": args.threads,
+                        "database": "postgresql" if database else "sqlite"} if args.serve else None
         print(
             json.dumps(
                 {
@@ -272,6 +300,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+        if database is not None:
+            database.drop()
         tmp.cleanup()
 
 
