@@ -556,7 +556,9 @@ class InboundReceipt(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-ORDER_STATUSES = ("placed", "paid", "fulfilled", "partially_refunded", "refunded")
+# placed -> paid -> fulfilled (order.updated), partially_refunded/refunded
+# (order.refunded), cancelled (order.cancelled: never counts as a purchase).
+ORDER_STATUSES = ("placed", "paid", "fulfilled", "partially_refunded", "refunded", "cancelled")
 
 
 class Order(Base):
@@ -580,6 +582,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(24))
     ordered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

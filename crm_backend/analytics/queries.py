@@ -346,7 +346,10 @@ def _spent_to_date(customer: Customer) -> float | None:
 def churn_risk(session: Session, limit: int = 20) -> Table:
     """The ``limit`` customers most likely to leave, with what an agent needs to act on it."""
     last_order = (
-        select(func.max(Order.ordered_at)).where(Order.customer_id == Customer.id).correlate(Customer).scalar_subquery()
+        select(func.max(Order.ordered_at))
+        .where(Order.customer_id == Customer.id, Order.status != "cancelled")
+        .correlate(Customer)
+        .scalar_subquery()
     )
     open_tickets = (
         select(func.count(Ticket.id))

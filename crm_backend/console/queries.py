@@ -160,12 +160,12 @@ def customer_record(session: Session, customer_id: int, excluding_handoff: int |
                 .limit(5)
             ).unique()
         )
-        order_count = session.execute(
-            select(func.count()).select_from(order_model).where(order_model.customer_id == customer_id)
-        ).scalar_one()
+        # A cancelled order is listed (with its badge) but was never a purchase.
+        kept = (order_model.customer_id == customer_id, order_model.status != "cancelled")
+        order_count = session.execute(select(func.count()).select_from(order_model).where(*kept)).scalar_one()
         totals = session.execute(
             select(order_model.currency, func.sum(order_model.amount - order_model.refunded_amount))
-            .where(order_model.customer_id == customer_id)
+            .where(*kept)
             .group_by(order_model.currency)
         ).all()
         value = sorted(((currency, Decimal(total or 0)) for currency, total in totals), key=lambda t: -t[1])

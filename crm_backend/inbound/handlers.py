@@ -18,7 +18,10 @@ from ..problems import ApiProblem, field_problem
 from ..tickets import service as tickets
 from . import schemas
 
-ORDER_AUDIT_FIELDS = ("customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status")
+ORDER_AUDIT_FIELDS = ("customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status", "cancelled_at")
+# order.updated moves an order forward along these; refund statuses and
+# cancelled are set by their own events and are not overwritten by it.
+FULFILMENT_ORDER = {status: rank for rank, status in enumerate(schemas.FULFILMENT_STATUSES)}
 TICKET_IN_SUBJECT = re.compile(r"\bTCK-(\d{1,18})\b", re.IGNORECASE)
 REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*:\s*)+", re.IGNORECASE)
 
@@ -37,6 +40,28 @@ def _find_order(session: Session, source: InboundSource, external_id: str) -> Or
     return session.scalars(
         select(Order).where(Order.source == source.name, Order.external_id == external_id)
     ).one_or_none()
+
+
+def _known_order(session: Session, source: InboundSource, external_id: str) -> Order:
+    order = _find_order(session, source, external_id)
+    if order is None:
+        # Typically order.created is still on its way (senders retry): a
+        # conflict with the current state, not a malformed request.
+        raise ApiProblem(409, f"Order {external_id!r} of source {source.name!r} is not known (yet); send order.created first.")
+    return order
+
+
+def _record_change(session: Session, order: Order, before: dict, action: str) -> None:
+    """Audit what changed and recompute the customer's figures; nothing if nothing changed."""
+    old, new = audit.changed(before, _order_snapshot(order))
+    if new:
+        session.flush()
+        audit.record(session, action, "order", order.id, old, new)
+        insights.refresh_customers(session, [order.customer_id])
+
+
+def _refund_status(order: Order) -> str:
+    return "refunded" if order.refunded_amount == order.amount else "partially_refunded"
 
 
 def order_created(session: Session, source: InboundSource, data: dict) -> dict:
@@ -62,24 +87,57 @@ def order_created(session: Session, source: InboundSource, data: dict) -> dict:
     return {"order_id": order.id}
 
 
+def order_updated(session: Session, source: InboundSource, data: dict) -> dict:
+    """A status moving forward (placed -> paid -> fulfilled) and/or a new amount.
+
+    Events can arrive out of order, so a status behind the order's is a late
+    event and ignored, as is any status for a refunded or cancelled order
+    (those statuses come from their own events). A cancelled order is final:
+    nothing changes it any more. The whole order may be sent: unknown fields
+    are ignored, and a currency, when given, must be the order's.
+    """
+    order = _known_order(session, source, data["id"])
+    if order.status == "cancelled":
+        return {"order_id": order.id}
+    if data["currency"] is not None and data["currency"] != order.currency:
+        raise field_problem("data.currency", f"An order's currency cannot change (it is {order.currency}); cancel it and create a new one.")
+    before = _order_snapshot(order)
+    status = data["status"]
+    if status is not None and order.status in FULFILMENT_ORDER and FULFILMENT_ORDER[status] > FULFILMENT_ORDER[order.status]:
+        order.status = status
+    if data["amount"] is not None and data["amount"] != order.amount:
+        if data["amount"] < order.refunded_amount:
+            raise field_problem("data.amount", f"Less than what was refunded already ({order.refunded_amount}).")
+        order.amount = data["amount"]
+        if order.refunded_amount > 0:
+            order.status = _refund_status(order)
+    _record_change(session, order, before, "order.updated")
+    return {"order_id": order.id}
+
+
 def order_refunded(session: Session, source: InboundSource, data: dict) -> dict:
-    order = _find_order(session, source, data["id"])
-    if order is None:
-        # Typically order.created is still on its way (senders retry): a
-        # conflict with the current state, not a malformed request.
-        raise ApiProblem(409, f"Order {data['id']!r} of source {source.name!r} is not known (yet); send order.created first.")
+    order = _known_order(session, source, data["id"])
     refunded = data["amount_refunded"] if data["amount_refunded"] is not None else order.amount
     if refunded > order.amount:
         raise field_problem("data.amount_refunded", f"More than the order's amount ({order.amount}).")
     before = _order_snapshot(order)
     order.refunded_amount = refunded
-    order.status = "refunded" if refunded == order.amount else "partially_refunded"
+    if order.status != "cancelled":  # a refund of a cancelled order's payment keeps it cancelled
+        order.status = _refund_status(order)
     order.refunded_at = data["refunded_at"] or utcnow()
-    old, new = audit.changed(before, _order_snapshot(order))
-    if new:
-        session.flush()
-        audit.record(session, "order.refunded", "order", order.id, old, new)
-        insights.refresh_customers(session, [order.customer_id])
+    _record_change(session, order, before, "order.refunded")
+    return {"order_id": order.id}
+
+
+def order_cancelled(session: Session, source: InboundSource, data: dict) -> dict:
+    """The order will not be kept: it stops counting towards the customer's figures."""
+    order = _known_order(session, source, data["id"])
+    if order.status == "cancelled":
+        return {"order_id": order.id}  # sent again: the first cancellation stands
+    before = _order_snapshot(order)
+    order.status = "cancelled"
+    order.cancelled_at = data["cancelled_at"] or utcnow()
+    _record_change(session, order, before, "order.cancelled")
     return {"order_id": order.id}
 
 
@@ -118,7 +176,9 @@ def message_received(session: Session, source: InboundSource, data: dict) -> dic
 HANDLERS: dict[str, dict[str, Handler]] = {
     "shop": {
         "order.created": Handler(schemas.OrderCreated, order_created),
+        "order.updated": Handler(schemas.OrderUpdated, order_updated),
         "order.refunded": Handler(schemas.OrderRefunded, order_refunded),
+        "order.cancelled": Handler(schemas.OrderCancelled, order_cancelled),
     },
     "email": {
         "message.received": Handler(schemas.MessageReceived, message_received),

@@ -5,7 +5,7 @@ from decimal import Decimal
 from apiflask import Schema
 from apiflask.fields import AwareDateTime, Dict, Integer, Nested, String
 from apiflask.validators import Length, OneOf, Regexp
-from marshmallow import EXCLUDE, ValidationError, fields
+from marshmallow import EXCLUDE, ValidationError, fields, validates_schema
 
 from ..schemas import EmailAddress
 
@@ -60,13 +60,16 @@ class InboundCustomer(_Lenient):
     name = String(validate=Length(1, 200), allow_none=True, load_default=None)
 
 
+FULFILMENT_STATUSES = ("placed", "paid", "fulfilled")
+
+
 class OrderCreated(_Lenient):
     id = ExternalId(required=True)
     customer = Nested(InboundCustomer, required=True)
     amount = Money(required=True)
     currency = Currency(required=True)
     ordered_at = AwareDateTime(required=True)
-    status = String(load_default="paid", validate=OneOf(("placed", "paid", "fulfilled")))
+    status = String(load_default="paid", validate=OneOf(FULFILMENT_STATUSES))
 
 
 class OrderRefunded(_Lenient):
@@ -74,6 +77,24 @@ class OrderRefunded(_Lenient):
     # Cumulative, not the increment: a repeated or re-sent event changes nothing.
     amount_refunded = Money(allow_none=True, load_default=None)
     refunded_at = AwareDateTime(allow_none=True, load_default=None)
+
+
+class OrderUpdated(_Lenient):
+    id = ExternalId(required=True)
+    # Either or both; a status only moves forward (placed -> paid -> fulfilled).
+    status = String(allow_none=True, load_default=None, validate=OneOf(FULFILMENT_STATUSES))
+    amount = Money(allow_none=True, load_default=None)
+    currency = Currency(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _something_to_change(self, data, **kwargs):
+        if data.get("status") is None and data.get("amount") is None:
+            raise ValidationError("Give the new status, the new amount, or both.", "_schema")
+
+
+class OrderCancelled(_Lenient):
+    id = ExternalId(required=True)
+    cancelled_at = AwareDateTime(allow_none=True, load_default=None)
 
 
 class MessageReceived(_Lenient):
@@ -90,7 +111,7 @@ class Envelope(_Lenient):
     data = Dict(required=True)
 
 
-EVENT_TYPES_DOC = ("order.created", "order.refunded", "message.received")
+EVENT_TYPES_DOC = ("order.created", "order.updated", "order.refunded", "order.cancelled", "message.received")
 
 
 class InboundEventDoc(Schema):
@@ -102,7 +123,9 @@ class InboundEventDoc(Schema):
         required=True,
         metadata={
             "description": "order.created: {id, customer: {email, name}, amount, currency, ordered_at, status}; "
+            "order.updated: {id, status (placed, paid, fulfilled; forward only), amount, currency}; "
             "order.refunded: {id, amount_refunded (total so far; default all), refunded_at}; "
+            "order.cancelled: {id, cancelled_at}; "
             "message.received: {from, name, subject, text, ticket}. See docs/webhooks.md."
         },
     )

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 DAYS_PER_YEAR = 365.25
-# A fully refunded order was not a purchase the customer kept.
+# A fully refunded or a cancelled order was not a purchase the customer kept.
 COUNTED_ORDER_STATUSES = ("placed", "paid", "fulfilled", "partially_refunded")
 GOLD_FROM, SILVER_FROM = 90, 70
 # Loyalty references: the population's percentiles 0, 1, ..., 100 of each of R, F and M.

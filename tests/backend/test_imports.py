@@ -654,7 +654,7 @@ def test_bad_order_rows_are_rejected_with_reasons(app, add_customers, refreshed)
         3: "amount 'five' is not a number such as 19.99",
         4: "currency 'EURO' is not a 3-letter ISO 4217 code such as EUR",
         5: "date '20/11/2026' is not ISO 8601 such as 2026-11-23 or 2026-11-23T10:15:00Z",
-        6: "status 'shipped' is not one of placed, paid, fulfilled, partially_refunded, refunded",
+        6: "status 'shipped' is not one of placed, paid, fulfilled, partially_refunded, refunded, cancelled",
         7: "refunded amount 7 is more than the amount 5",
         8: "no order id",
         9: "amount '-5' is not between 0 and 999,999,999,999.999",

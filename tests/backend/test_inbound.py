@@ -187,6 +187,107 @@ def test_refunding_more_than_the_order_is_422(app, send, shop):
     assert count(app, InboundReceipt) == (1,)
 
 
+def _order_state(app, order_id: int) -> tuple:
+    with app.app_context():
+        order = get_session().get(Order, order_id)
+        return order.status, order.amount, order.refunded_amount
+
+
+def test_order_updates_move_the_status_forward_and_change_the_amount(app, send, shop):
+    order_id = send("shop", shop, "order.created", {**ORDER, "status": "placed"}).json["order_id"]
+
+    paid = send("shop", shop, "order.updated", {"id": "NW-482913", "status": "paid"})
+    paid_state = _order_state(app, order_id)
+    fulfilled = send("shop", shop, "order.updated", {"id": "NW-482913", "status": "fulfilled", "amount": "64.90"})
+
+    assert paid.status_code == fulfilled.status_code == 200, fulfilled.json
+    assert paid.json["order_id"] == fulfilled.json["order_id"] == order_id
+    assert paid_state == ("paid", Decimal("59.90"), Decimal("0"))
+    assert _order_state(app, order_id) == ("fulfilled", Decimal("64.90"), Decimal("0"))
+
+
+def test_a_late_order_update_does_not_move_the_status_back(app, send, shop):
+    order_id = send("shop", shop, "order.created", {**ORDER, "status": "fulfilled"}).json["order_id"]
+
+    late = send("shop", shop, "order.updated", {"id": "NW-482913", "status": "paid"})
+
+    assert late.status_code == 200
+    assert _order_state(app, order_id)[0] == "fulfilled"
+
+
+def test_the_whole_order_can_be_sent_as_an_update(app, send, shop):
+    order_id = send("shop", shop, "order.created", ORDER).json["order_id"]
+
+    response = send("shop", shop, "order.updated", {**ORDER, "status": "fulfilled", "amount": "70.00"})
+
+    assert response.status_code == 200, response.json
+    assert _order_state(app, order_id) == ("fulfilled", Decimal("70.00"), Decimal("0"))
+
+
+def test_an_amount_change_of_a_refunded_order_keeps_its_refund_status_right(app, send, shop):
+    order_id = send("shop", shop, "order.created", ORDER).json["order_id"]
+    send("shop", shop, "order.refunded", {"id": "NW-482913"})
+
+    raised = send("shop", shop, "order.updated", {"id": "NW-482913", "amount": "80.00", "status": "fulfilled"})
+    raised_state = _order_state(app, order_id)
+    below_refunds = send("shop", shop, "order.updated", {"id": "NW-482913", "amount": "10.00"})
+
+    assert raised.status_code == 200
+    assert raised_state == ("partially_refunded", Decimal("80.00"), Decimal("59.90"))
+    assert below_refunds.status_code == 422 and below_refunds.json["errors"][0]["field"] == "data.amount"
+    assert _order_state(app, order_id) == raised_state
+
+
+def test_an_order_update_without_a_change_or_in_another_currency_is_422(app, send, shop):
+    send("shop", shop, "order.created", ORDER)
+
+    empty = send("shop", shop, "order.updated", {"id": "NW-482913"})
+    currency = send("shop", shop, "order.updated", {"id": "NW-482913", "amount": "10", "currency": "USD"})
+    status = send("shop", shop, "order.updated", {"id": "NW-482913", "status": "refunded"})
+
+    assert empty.status_code == currency.status_code == status.status_code == 422
+    assert currency.json["errors"][0]["field"] == "data.currency"
+    assert status.json["errors"][0]["field"] == "data.status"
+    assert count(app, InboundReceipt) == (1,)
+
+
+def test_an_update_or_cancellation_before_its_order_is_409_and_stores_nothing(app, send, shop):
+    updated = send("shop", shop, "order.updated", {"id": "NW-999", "status": "paid"})
+    cancelled = send("shop", shop, "order.cancelled", {"id": "NW-999"})
+
+    assert updated.status_code == cancelled.status_code == 409
+    assert count(app, *STORED) == (0, 0, 0, 0, 0)
+
+
+def test_a_cancelled_order_stays_cancelled(app, send, shop):
+    order_id = send("shop", shop, "order.created", ORDER).json["order_id"]
+
+    cancelled = send("shop", shop, "order.cancelled", {"id": "NW-482913", "cancelled_at": "2026-11-21T08:00:00Z"})
+    again = send("shop", shop, "order.cancelled", {"id": "NW-482913"})
+    updated = send("shop", shop, "order.updated", {"id": "NW-482913", "status": "fulfilled", "amount": "99.00"})
+    refunded = send("shop", shop, "order.refunded", {"id": "NW-482913"})
+    recreated = send("shop", shop, "order.created", ORDER)
+
+    assert [r.status_code for r in (cancelled, again, updated, refunded, recreated)] == [200] * 5
+    assert recreated.json["order_id"] == order_id and count(app, Order) == (1,)
+    with app.app_context():
+        order = get_session().get(Order, order_id)
+        assert (order.status, order.amount, order.refunded_amount) == ("cancelled", Decimal("59.90"), Decimal("59.90"))
+        assert order.cancelled_at == datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)
+        actions = [event.action for event in get_session().scalars(select(AuditEvent).where(AuditEvent.entity_type == "order").order_by(AuditEvent.id))]
+    # The repeated cancellation and the update of a cancelled order change nothing.
+    assert actions == ["order.created", "order.cancelled", "order.refunded"]
+
+
+def test_a_resent_order_created_changes_nothing(app, send, shop):
+    order_id = send("shop", shop, "order.created", ORDER).json["order_id"]
+
+    resent = send("shop", shop, "order.created", {**ORDER, "amount": "1.00", "status": "fulfilled"})
+
+    assert resent.status_code == 200 and resent.json["order_id"] == order_id
+    assert _order_state(app, order_id) == ("paid", Decimal("59.90"), Decimal("0"))
+
+
 def test_a_replay_older_than_five_minutes_is_401_and_stores_nothing(app, send, shop):
     response = send("shop", shop, "order.created", ORDER, timestamp=time.time() - 301)
 

@@ -32,6 +32,17 @@ def test_rfm_counts_net_amounts_of_kept_orders_in_the_currency_before_now():
     assert summary.tenure_days == 365
 
 
+def test_cancelled_orders_count_towards_nothing():
+    kept = order("2025-06-01", "100.00", status="fulfilled")
+    cancelled = order("2025-12-01", "500.00", status="cancelled")
+
+    with_cancelled = formulas.rfm([kept, cancelled], NOW, "GBP")
+
+    assert with_cancelled == formulas.rfm([kept], NOW, "GBP")
+    assert (with_cancelled.frequency, with_cancelled.monetary) == (1, Decimal("100.00"))
+    assert not formulas.counts(cancelled, "GBP")
+
+
 def test_rfm_of_a_customer_without_orders_is_empty():
     summary = formulas.rfm([order("2025-11-01", "10.00", currency="EUR")], NOW, "GBP")
 

@@ -335,6 +335,63 @@ def test_an_order_event_recomputes_the_customers_value(app, send, shop):
         assert customer.insights["rfm"]["frequency"] == 1
 
 
+def test_a_cancelled_order_stops_counting_towards_the_customers_figures(app, send, shop):
+    send("shop", shop, "order.created", {**ORDER, "currency": "GBP", "amount": "100.00"})
+    order_id = send("shop", shop, "order.created", {**ORDER, "id": "NW-2", "currency": "GBP", "amount": "900.00"}).json["order_id"]
+    with app.app_context():
+        before = get_session().get(Order, order_id).customer.insights["rfm"]
+
+    response = send("shop", shop, "order.cancelled", {"id": "NW-2"})
+
+    assert response.status_code == 200, response.json
+    with app.app_context():
+        customer = get_session().get(Order, order_id).customer
+        assert (before["frequency"], before["monetary"]) == (2, "1000.00")
+        assert (customer.insights["rfm"]["frequency"], customer.insights["rfm"]["monetary"]) == (1, "100.00")
+        assert customer.lifetime_value == formulas.lifetime_value(100.0, 1.0, 0.10, 3)
+
+
+def test_an_order_update_recomputes_the_customers_value(app, send, shop):
+    order_id = send("shop", shop, "order.created", {**ORDER, "currency": "GBP", "amount": "100.00", "status": "placed"}).json["order_id"]
+
+    send("shop", shop, "order.updated", {"id": ORDER["id"], "status": "paid", "amount": "150.00"})
+
+    with app.app_context():
+        customer = get_session().get(Order, order_id).customer
+        assert customer.lifetime_value == formulas.lifetime_value(150.0, 1.0, 0.10, 3)
+
+
+def test_cancelled_orders_are_neither_churn_features_nor_proof_of_staying():
+    day = lambda n: NOW - timedelta(days=n)  # noqa: E731
+    history = History(
+        orders=[OrderFact(Decimal("50"), Decimal("0"), "GBP", "paid", day(300)), OrderFact(Decimal("80"), Decimal("0"), "GBP", "cancelled", day(100))],
+        tickets=[],
+    )
+
+    features = churn.features(history, day(20), currency="GBP", churn_days=180, complaint_needs=set())
+
+    assert (features["frequency"], features["monetary"], features["recent_orders"]) == (1.0, 50.0, 0.0)
+    # A cancelled order after the cutoff is not an order placed: the customer churned.
+    assert churn.churned(history, day(250), currency="GBP", churn_days=180)
+
+
+def test_fitting_leaves_out_cancelled_orders(app):
+    with app.app_context():
+        session = get_session()
+        add_history(session, customers=40)
+        kept = service.fit_models(session, NOW)
+        session.execute(insert(Order), [
+            {"customer_id": customer_id, "source": "shop", "external_id": f"X-{customer_id}", "amount": Decimal(5000),
+             "refunded_amount": Decimal(0), "currency": "GBP", "status": "cancelled", "ordered_at": NOW - timedelta(days=3)}
+            for customer_id in session.scalars(select(Customer.id))
+        ])
+        with_cancelled = service.fit_models(session, NOW)
+
+    assert with_cancelled.churn_fit.metrics == kept.churn_fit.metrics
+    assert with_cancelled.population_fit.params == kept.population_fit.params
+    assert with_cancelled.segment_fit.metrics == kept.segment_fit.metrics
+
+
 def test_feedback_recomputes_the_customers_insights(app, client, bearer, add_customers):
     [customer_id] = add_customers(("Ada Lovelace", "ada@example.com"))
 
