@@ -77,6 +77,10 @@ TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 TICKET_CHANNELS = ("chat", "email", "phone", "web", "api")
 COMMENT_AUTHOR_TYPES = ("customer", "agent", "bot", "integration")
 CATEGORY_SOURCES = ("classifier", "manual")
+# "automatic": decided from the customer's value and churn risk
+# (crm_backend/insights), and decided again when the need is corrected;
+# "manual": given by a person or a client, and then left alone.
+PRIORITY_SOURCES = ("automatic", "manual")
 TICKET_NUMBER_PREFIX = "TCK-"
 LOYALTY_TIERS = ("gold", "silver", "bronze")
 
@@ -115,6 +119,7 @@ class Ticket(Base):
         CheckConstraint(_in("priority", TICKET_PRIORITIES), name="priority"),
         CheckConstraint(_in("channel", TICKET_CHANNELS), name="channel"),
         CheckConstraint(_in("category_source", CATEGORY_SOURCES), name="category_source"),
+        CheckConstraint(_in("priority_source", PRIORITY_SOURCES), name="priority_source"),
     )
 
     # The human number TCK-000123 is the id formatted: unique by construction,
@@ -133,6 +138,7 @@ class Ticket(Base):
     # Why the priority is what it is, when it was set from the customer's
     # value and churn risk (crm_backend/insights); NULL when given by hand.
     priority_reason: Mapped[str | None] = mapped_column(Text)
+    priority_source: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -35,7 +35,8 @@ class CategoryIn(Schema):
 class TicketFromConversation(Schema):
     subject = String(required=True, validate=Length(1, 200))
     description = String(required=True, validate=Length(1, 20000))
-    priority = String(load_default="normal", validate=OneOf(TICKET_PRIORITIES))
+    # None (the form's "Automatic"): decided from the customer's value and churn risk.
+    priority = String(allow_none=True, load_default=None, validate=OneOf(TICKET_PRIORITIES))
     # Given only when the agent chose the need; otherwise the classifier decides.
     category = String(allow_none=True, load_default=None, validate=CATEGORY)
 

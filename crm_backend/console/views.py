@@ -90,6 +90,20 @@ def console_label(value: str | None) -> str:
     return (value or "").replace("_", " ").capitalize()
 
 
+@bp.app_template_filter("console_priority_line")
+def console_priority_line(ticket: Ticket) -> str:
+    """Urgent — a complaint about refund from a Gold customer at 62% churn risk (…); or who set it."""
+    label = console_label(ticket.priority)
+    reason = ticket.priority_reason
+    if reason:
+        # The stored reason starts with the priority it explains ("Urgent: ...").
+        prefix = f"{label}: "
+        return f"Priority: {label} — {reason.removeprefix(prefix)}"
+    if ticket.priority_source == "automatic":
+        return f"Priority: {label} (automatic: not a complaint from a valued customer at risk)"
+    return f"Priority: {label} (set by hand)"
+
+
 @bp.app_template_filter("console_money")
 def console_money(amount: Decimal, currency: str) -> str:
     symbols = {"GBP": "£", "EUR": "€", "USD": "$"}

@@ -4,7 +4,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import current_app
 from webargs.fields import DelimitedList
 
-from ..models import COMMENT_AUTHOR_TYPES, TICKET_CHANNELS, TICKET_PRIORITIES, TICKET_STATUSES
+from ..models import COMMENT_AUTHOR_TYPES, PRIORITY_SOURCES, TICKET_CHANNELS, TICKET_PRIORITIES, TICKET_STATUSES
 from ..schemas import Cursor, EmailAddress, QuerySchema, cursor_field
 
 # Labels are tenant data (the classifier's CSV), so only their shape is fixed.
@@ -81,7 +81,15 @@ class TicketOut(Schema):
     priority_reason = String(
         allow_none=True,
         required=True,
-        metadata={"description": "Why the priority was raised from the customer's value and churn risk; null when set by hand."},
+        metadata={"description": "Why the priority was raised from the customer's value and churn risk; null when normal or set by hand."},
+    )
+    priority_source = String(
+        required=True,
+        validate=OneOf(PRIORITY_SOURCES),
+        metadata={
+            "description": "automatic: decided from the customer's value and churn risk, and decided again when the "
+            "need is corrected; manual: given by a person or the client, and left alone."
+        },
     )
     category = String(required=True)
     category_confidence = Float(allow_none=True, required=True, metadata={"description": "0..1; null when set by hand."})

@@ -20,6 +20,7 @@ TICKET_AUDIT_FIELDS = (
     "status",
     "priority",
     "priority_reason",
+    "priority_source",
     "category",
     "category_confidence",
     "category_source",
@@ -128,6 +129,7 @@ def create_ticket(
         description=description,
         status="open",
         priority=priority or "normal",
+        priority_source="manual" if priority is not None else "automatic",
         category=category,
         category_confidence=confidence,
         category_source=source,
@@ -153,7 +155,8 @@ def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
         rules.check_transition(ticket.status, changes["status"])
     before = _snapshot(ticket)
     if "priority" in changes and changes["priority"] != ticket.priority:
-        ticket.priority_reason = None  # set by hand now
+        ticket.priority_reason = None  # set by hand now, and left alone from now on
+        ticket.priority_source = "manual"
     for field in ("subject", "description", "status", "priority", "channel", "conversation_id"):
         if field in changes:
             setattr(ticket, field, changes[field])
@@ -162,6 +165,8 @@ def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
         ticket.category = changes["category"]
         ticket.category_confidence = None
         ticket.category_source = "manual"
+        if ticket.priority_source == "automatic" and "priority" not in changes:
+            _decide_priority_again(session, ticket)
     if "assignee" in changes:
         email = changes["assignee"]
         ticket.assignee = find_agent(session, email) if email else None
@@ -171,6 +176,14 @@ def update_ticket(session: Session, ticket: Ticket, changes: dict) -> Ticket:
         audit.record(session, "ticket.updated", "ticket", ticket.id, old, new)
         outbox.emit(session, "ticket.updated", ticket)
     return ticket
+
+
+def _decide_priority_again(session: Session, ticket: Ticket) -> None:
+    """The automatic priority for the corrected need, by the rule that set it
+    (the customer's figures refreshed first: complaints are a churn feature)."""
+    session.flush()
+    insights.refresh_customers(session, [ticket.customer_id])
+    ticket.priority, ticket.priority_reason = insights.ticket_priority(session, ticket.customer, ticket.category)
 
 
 def add_comment(

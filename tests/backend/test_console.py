@@ -5,6 +5,7 @@ event stream."""
 import json
 import re
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from crm_backend.db import get_session
 from crm_backend.handoffs import service as handoffs
 from crm_backend.models import Agent, AuditEvent, Customer, Handoff, HandoffMessage, Ticket
 from fakes import FakeRasa
+from test_insights_models import _everyone_at_risk_and_top, _order
 
 ALEX = ("alex@example.com", "correct horse 1")
 SAM = ("sam@example.com", "correct horse 2")
@@ -425,6 +427,84 @@ def test_correcting_the_need_updates_the_handoff_and_teaches_the_classifier(cons
     with console_app.test_request_context():
         assert [(c.text, c.label) for c in ticket_corrections()] == [("Cracked blender\nCracked.", "damaged_or_defective")]
     assert ("agent", "alex@example.com") in audit_actors(console_app, "ticket.updated")
+
+
+@pytest.fixture
+def ada_at_risk(console_app):
+    """Ada, the customer of queue_handoff, a Gold customer at 88% churn risk (stored models by hand)."""
+    with console_app.app_context():
+        session = get_session()
+        customer = Customer(name="Ada Lovelace", email="ada@example.com")
+        session.add(_order(customer, "A-1", datetime.now(timezone.utc) - timedelta(days=20), 400))
+        _everyone_at_risk_and_top(session)
+
+
+def test_the_new_ticket_form_offers_the_automatic_priority_first(console_app, alex, queue_handoff):
+    handoff_id = queue_handoff()
+
+    panel = alex.client.get(f"/console/handoffs/{handoff_id}/panel").text
+
+    select_ = re.search(r'<select id="ticket-new-priority".*?</select>', panel, re.S).group(0)
+    assert re.findall(r'<option value="([a-z]*)"( selected)?>', select_) == [
+        ("", " selected"), ("low", ""), ("normal", ""), ("high", ""), ("urgent", "")
+    ]
+
+
+def test_a_ticket_with_the_automatic_priority_gets_it_from_the_customers_figures_and_shows_why(console_app, alex, queue_handoff, ada_at_risk):
+    handoff_id = queue_handoff()
+
+    created = alex.post(f"/console/api/handoffs/{handoff_id}/ticket", {"subject": "Cracked blender", "description": "Wants a refund.", "priority": None})
+    panel = alex.client.get(f"/console/handoffs/{handoff_id}/panel").text
+
+    assert created.status_code == 201, created.json
+    assert (created.json["category"], created.json["priority"], created.json["priority_source"]) == ("refund", "urgent", "automatic")
+    assert "Priority: Urgent — a complaint about refund from a Gold customer at 88% churn risk" in panel
+
+
+def test_the_agents_chosen_priority_is_kept(console_app, alex, queue_handoff, ada_at_risk):
+    handoff_id = queue_handoff()
+
+    created = alex.post(f"/console/api/handoffs/{handoff_id}/ticket", {"subject": "Cracked blender", "description": "Wants a refund.", "priority": "low"})
+    corrected = alex.post(f"/console/api/handoffs/{handoff_id}/category", {"category": "damaged_or_defective"})
+    panel = alex.client.get(f"/console/handoffs/{handoff_id}/panel").text
+
+    assert (created.json["priority"], created.json["priority_source"], created.json["priority_reason"]) == ("low", "manual", None)
+    # A person set it: a corrected need leaves it alone.
+    assert (corrected.json["ticket"]["priority"], corrected.json["ticket"]["priority_reason"]) == ("low", None)
+    assert "Priority: Low (set by hand)" in panel
+
+
+def test_correcting_the_need_decides_the_automatic_priority_again_with_an_audit_trail(console_app, alex, queue_handoff, ada_at_risk):
+    handoff_id = queue_handoff()
+    ticket = alex.post(f"/console/api/handoffs/{handoff_id}/ticket", {"subject": "Cracked blender", "description": "Wants a refund.", "priority": None}).json
+
+    to_question = alex.post(f"/console/api/handoffs/{handoff_id}/category", {"category": "product_question"}).json["ticket"]
+    to_complaint = alex.post(f"/console/api/handoffs/{handoff_id}/category", {"category": "damaged_or_defective"}).json["ticket"]
+
+    assert ticket["priority"] == "urgent"
+    assert (to_question["priority"], to_question["priority_reason"], to_question["priority_source"]) == ("normal", None, "automatic")
+    assert to_complaint["priority"] == "urgent"
+    assert to_complaint["priority_reason"].startswith("Urgent: a complaint about damaged or defective from a Gold customer")
+    with console_app.app_context():
+        changes = [
+            (event.actor_name, event.before.get("category"), event.after.get("category"), event.before.get("priority"), event.after.get("priority"))
+            for event in get_session().scalars(select(AuditEvent).where(AuditEvent.action == "ticket.updated").order_by(AuditEvent.id))
+        ]
+    assert changes == [
+        ("alex@example.com", "refund", "product_question", "urgent", "normal"),
+        ("alex@example.com", "product_question", "damaged_or_defective", "normal", "urgent"),
+    ]
+
+
+def test_a_priority_changed_by_hand_is_no_longer_automatic(console_app, alex, queue_handoff, ada_at_risk):
+    handoff_id = queue_handoff()
+    ticket = alex.post(f"/console/api/handoffs/{handoff_id}/ticket", {"subject": "Cracked blender", "description": "Wants a refund.", "priority": None}).json
+
+    changed = alex.patch(f"/console/api/tickets/{ticket['id']}", {"priority": "high"}).json
+    corrected = alex.post(f"/console/api/handoffs/{handoff_id}/category", {"category": "product_question"}).json["ticket"]
+
+    assert (changed["priority"], changed["priority_source"], changed["priority_reason"]) == ("high", "manual", None)
+    assert corrected["priority"] == "high"
 
 
 def test_a_need_corrected_before_there_is_a_ticket_stays_on_the_handoff(console_app, alex, queue_handoff):

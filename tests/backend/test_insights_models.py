@@ -309,6 +309,22 @@ def test_a_question_from_the_same_customer_stays_normal(client, bearer, valued_c
     assert (response.json["priority"], response.json["priority_reason"]) == ("normal", None)
 
 
+def test_a_corrected_need_decides_an_automatic_priority_again_through_the_api(client, bearer, valued_customer_at_risk, fake_classifier):
+    headers = bearer("tickets:write", "tickets:read")
+    ticket = client.post(
+        "/api/v1/tickets", json={"customer_id": valued_customer_at_risk, "subject": "Where is it", "description": "My parcel?"}, headers=headers
+    ).json
+
+    corrected = client.patch(f"/api/v1/tickets/{ticket['id']}", json={"category": "wrong_or_missing_item"}, headers=headers).json
+    both = client.patch(f"/api/v1/tickets/{ticket['id']}", json={"category": "order_status", "priority": "low"}, headers=headers).json
+
+    assert (ticket["priority"], ticket["priority_source"]) == ("normal", "automatic")
+    assert (corrected["priority"], corrected["priority_source"]) == ("urgent", "automatic")
+    assert corrected["priority_reason"].startswith("Urgent: a complaint about wrong or missing item")
+    # The priority given with the correction wins, and is a person's from now on.
+    assert (both["priority"], both["priority_source"], both["priority_reason"]) == ("low", "manual", None)
+
+
 @pytest.mark.parametrize(
     ("tier", "risk", "priority"),
     [("gold", 0.5, "urgent"), ("gold", 0.3, "high"), ("silver", 0.3, "high"), ("silver", 0.29, "normal"),

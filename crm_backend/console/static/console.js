@@ -394,6 +394,7 @@
       var request;
       if (form.id === 'ticket-create') {
         if (!fields.category) fields.category = null;
+        if (!fields.priority) fields.priority = null;  // Automatic: the customer's figures decide
         request = api('POST', apiBase + '/ticket', fields);
       } else if (form.id === 'ticket-update') {
         request = api('PATCH', '/console/api/tickets/' + form.dataset.ticketId, fields);
