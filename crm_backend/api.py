@@ -16,6 +16,9 @@ def init_app(app: Flask) -> None:
     availability.check_settings(app.config)
     from .insights.service import check_settings as check_insight_settings  # fails at start on bad settings
     check_insight_settings(app.config)
+    from .insights.nightly import check_settings as check_nightly_settings
+
+    check_nightly_settings(app.config)
     api_keys.init_app(app)
     rate_limits.init_app(app)
     for blueprint in (tickets_bp, handoffs_bp, feedback_bp, agents_bp, api_key_views.bp, audit_views.bp):

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -97,9 +97,13 @@ def seed_demo(history: bool) -> None:
     # ever computed. The nightly `crm insights recompute` does the rest.
     has_models = get_session().scalar(select(InsightModel.id).limit(1)) is not None
     if added or tickets_added or history_added or not has_models:
-        from .insights.service import refresh_all
+        from .insights import nightly
 
-        click.echo(_insights_line(refresh_all(get_session())))
+        result = nightly.run_exclusive(current_app._get_current_object())
+        if result.status == "held":
+            click.echo(f"Customer insights: not refreshed now, {nightly.summary(result)}.")
+        else:
+            click.echo(_insights_line(result.metrics))
     else:
         click.echo("Customer insights: already computed (`crm insights recompute` refreshes them).")
 

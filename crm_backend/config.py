@@ -50,6 +50,9 @@ def settings_from_env() -> dict:
         "INSIGHTS_DISCOUNT_RATE": float(os.environ.get("INSIGHTS_DISCOUNT_RATE", 0.10)),
         "INSIGHTS_HORIZON_YEARS": int(os.environ.get("INSIGHTS_HORIZON_YEARS", 3)),
         "CHURN_DAYS": int(os.environ.get("CHURN_DAYS", 180)),
+        # When `crm insights nightly` (the `insights` process) recomputes
+        # everyone: a time of day in SUPPORT_TIMEZONE, or "HH:MM UTC".
+        "INSIGHTS_NIGHTLY_AT": os.environ.get("INSIGHTS_NIGHTLY_AT", "03:00"),
         "INSIGHTS_COMPLAINT_NEEDS": _labels(
             os.environ.get(
                 "INSIGHTS_COMPLAINT_NEEDS",

@@ -646,3 +646,26 @@ class Conversation(Base):
 
     def __repr__(self) -> str:
         return f"<Conversation {self.conversation_id}>"
+
+
+class JobLease(Base):
+    """Who may run a job now, across processes and machines (crm_backend/leases.py).
+
+    One row per job (``insights.recompute``): a holder takes it with one
+    conditional UPDATE when it is free or its lease ran out, renews it while
+    working, and gives it back with the time it finished, which is also how
+    the nightly scheduler knows whether today's run happened.
+    """
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"<JobLease {self.name} {self.holder or 'free'}>"

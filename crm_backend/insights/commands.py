@@ -1,14 +1,18 @@
-"""`crm insights recompute` (the nightly job) and `crm insights evaluate`."""
+"""`crm insights recompute` (the nightly job), `crm insights nightly` (its scheduler) and `crm insights evaluate`."""
 
 import json
+import logging
+import signal
+import threading
 import time
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import get_session
-from . import service
+from . import nightly, service
 
 
 def _percent(value: float | None) -> str:
@@ -50,9 +54,12 @@ def recompute(no_train: bool) -> None:
     require_current_schema()
     started = time.perf_counter()
     try:
-        metrics = service.refresh_all(get_session(), train=not no_train)
+        result = nightly.run_exclusive(current_app._get_current_object(), train=not no_train)
     except SQLAlchemyError as error:
         raise _fail_on_database(error) from error
+    if result.status == "held":
+        raise click.ClickException(f"{nightly.summary(result)}; try again when it has finished")
+    metrics = result.metrics
     for problem in metrics["problems"]:
         click.echo(problem)
     if not no_train:
@@ -92,3 +99,35 @@ def evaluate(save: bool) -> None:
     if save:
         click.echo("Saved the models; `crm insights recompute --no-train` applies them to every customer.")
     click.echo(json.dumps({**metrics, "saved": save}))
+
+
+@insights_group.command("nightly")
+@click.option("--at", "at", default=None, metavar="HH:MM", help="Time of day in SUPPORT_TIMEZONE, or 'HH:MM UTC' (default: INSIGHTS_NIGHTLY_AT, 03:00).")
+@click.option("--no-train", "no_train", is_flag=True, help="Keep the stored models; only refresh every customer's figures.")
+@with_appcontext
+def nightly_command(at: str | None, no_train: bool) -> None:
+    """Run `recompute` once a day until SIGTERM or Ctrl-C (the `insights` process).
+
+    A run missed while the process was down is made when it starts. Every
+    recompute, this one's, `crm insights recompute`'s or another machine's,
+    takes the same lease in the database, so two never run at once.
+    """
+    from ..commands import require_current_schema
+
+    require_current_schema()
+    try:
+        schedule = nightly.schedule_from_config(current_app.config, at)
+    except service.SettingsError as error:
+        raise click.BadParameter(str(error).replace("INSIGHTS_NIGHTLY_AT", "--at", 1), param_hint="--at") from error
+    # Flask's handler on the app's logger prints it; INFO shows each run.
+    logging.getLogger("crm_backend.insights").setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def handle(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    click.echo(f"Insights scheduler: recompute daily at {schedule.describe()}. Stop with Ctrl-C.")
+    nightly.Nightly(current_app._get_current_object(), schedule, train=not no_train).run(stop)
+    click.echo("Insights scheduler stopped.")

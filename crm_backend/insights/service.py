@@ -7,7 +7,7 @@ models (called in the transaction of an order, a ticket or feedback);
 churn risk into a ticket priority. docs/insights.md explains every figure.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -456,12 +456,15 @@ def _counts(session: Session) -> dict:
     }
 
 
-def refresh_all(session: Session, train: bool = True, now: datetime | None = None) -> dict:
+def refresh_all(
+    session: Session, train: bool = True, now: datetime | None = None, should_stop: Callable[[], bool] | None = None
+) -> dict:
     """Fit the models (when ``train``) and refresh every customer, committing per batch.
 
     Returns the figures of the models in use and counts: ``customers``,
     ``auc``, ``base_rate``, ``silhouette``, ``k``, ``tiers``, ``segments``,
-    ``problems`` (why a model was not fitted).
+    ``problems`` (why a model was not fitted), and ``interrupted`` when
+    ``should_stop`` said to stop between two batches (those refreshed stay so).
     """
     now = _aware(now)
     problems: list[str] = []
@@ -472,12 +475,15 @@ def refresh_all(session: Session, train: bool = True, now: datetime | None = Non
         metrics, problems = training_metrics(training), training.problems
     else:
         metrics = _stored_metrics(session)
-    refreshed = 0
+    refreshed, interrupted = 0, False
     for ids in customer_id_batches(session):
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
         refresh_customers(session, ids, now)
         session.commit()
         refreshed += len(ids)
-    return {**metrics, "customers": refreshed, **_counts(session), "problems": problems}
+    return {**metrics, "customers": refreshed, **_counts(session), "problems": problems, "interrupted": interrupted}
 
 
 # --- ticket priority --------------------------------------------------------
