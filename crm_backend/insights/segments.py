@@ -2,8 +2,8 @@
 
 k runs from 2 to 6 and is chosen by silhouette: the largest k whose
 silhouette is within SILHOUETTE_TOLERANCE (1 %) of the best one. A near-tie
-is common on RFM data (the demo history scores 0.386 for both k = 2 and
-k = 3), and then the finer segmentation tells agents more. Each segment is
+is common on RFM data (the demo history of 2026-11-23 scored 0.386 for both
+k = 2 and k = 3), and then the finer segmentation tells agents more. Each segment is
 named from its centroid, which after standardising is in standard deviations
 from the average customer (see ``name_centroid``). The scaler, centroids and
 names are stored as JSON, so a single customer is assigned later without
