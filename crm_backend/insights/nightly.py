@@ -179,6 +179,8 @@ def run_exclusive(
 def summary(result: RunResult) -> str:
     """One log line of a run."""
     if result.status == "held":
+        if result.holder is None or result.expires_at is None:  # it finished in the meantime
+            return "another process was recomputing just now"
         return f"another process is recomputing ({result.holder}, lease until {result.expires_at:%H:%M:%S} UTC)"
     metrics = result.metrics
     line = f"{result.status} in {result.seconds:.1f} s: {metrics.get('customers', 0)} customers"

@@ -163,6 +163,10 @@ def test_a_recompute_while_another_holds_the_lease_does_nothing(app, recomputes)
     assert "another process is recomputing (elsewhere:1:x" in nightly.summary(result)
 
 
+def test_a_lease_given_back_while_asking_is_said_plainly():
+    assert nightly.summary(nightly.RunResult("held")) == "another process was recomputing just now"
+
+
 def test_a_recompute_gives_the_lease_back_and_records_a_failure(app, monkeypatch):
     def broken(session, **_):
         raise RuntimeError("disk full")
