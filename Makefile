@@ -138,6 +138,8 @@ POSTGRES_TESTS := test_tickets test_handoffs test_feedback test_customers test_c
 	test_imports
 # The scaled profile's consumer of Rasa's RabbitMQ events, on PostgreSQL too.
 POSTGRES_TESTS += test_broker_consumer
+# The nightly recompute's lease: one holder at a time on PostgreSQL as on SQLite.
+POSTGRES_TESTS += test_insights_nightly
 test-backend-postgres: $(BACKEND_STAMP)
 	@if $(BACKEND_VENV)/bin/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1].replace("+psycopg", "") + "/postgres", connect_timeout=3).close()' "$(CRM_TEST_POSTGRES_URL)" 2>/dev/null; then \
 	  CRM_TEST_POSTGRES_URL=$(CRM_TEST_POSTGRES_URL) $(BACKEND_VENV)/bin/python -m pytest -q $(addprefix tests/backend/,$(addsuffix .py,$(POSTGRES_TESTS))); \
