@@ -1,0 +1,209 @@
+"""Rasa's SQL tracker store with less work on the event loop per message.
+
+Configured in endpoints.yml (``type: bot.tracker_store.HelpdeskSQLTrackerStore``)
+with the same settings as Rasa's ``type: SQL``; it stores the same rows in
+the same ``events`` table, so a database written by either class is read by
+the other. What differs (measured in docs/benchmarks.md, "Conversations",
+2026-12-02):
+
+- **Off the event loop.** Rasa runs every query and commit synchronously on
+  its one event loop, so while SQLite waits for the disk nothing else
+  happens. Here retrievals and saves run on one worker thread of their own
+  (one at a time, in the order asked), and the loop meanwhile goes on with
+  other conversations' NLU and predictions. Rasa still awaits each call:
+  a reply is sent only after its tracker is committed, as before, and the
+  lock store still lets one message of a conversation in at a time.
+- **One retrieval less per save.** Rasa 3.6's ``SQLTrackerStore.save`` first
+  calls ``stream_events``, which retrieves the whole tracker again (the
+  event query, JSON decoding of every event, replaying them into a tracker)
+  only to count how many events are already stored; then ``save`` counts
+  them once more with a ``COUNT`` query. Both give the same number (the
+  events of the latest session), so this class counts once and uses that
+  slice for the event broker and for the rows it inserts.
+- **Lighter statements.** The queries are the SQL Rasa's ORM query
+  compiles to, written out once (Rasa builds the query again for every
+  call), and a retrieval selects the ``data`` column only (Rasa loads full
+  ORM objects and uses only that column); new rows are inserted with one
+  ``executemany`` rather than one ORM object each. Same filters and order,
+  same column values. Events are turned back into classes through
+  bot/event_types.py.
+- **The broker gets a save's events at once.** If the event broker has a
+  ``publish_many`` (``bot.event_broker.HelpdeskSQLEventBroker``), the new
+  events of a save are published in one call — one commit instead of one
+  per event; otherwise each is published as before. Each event is
+  serialised once for both.
+- **SQLite settings** (bot/sqlite.py): WAL, ``busy_timeout``, one kept
+  connection; ``sqlite_synchronous`` (default ``FULL``) in endpoints.yml.
+  Other dialects keep Rasa's engine. (The scaled profile,
+  endpoints.scaled.yml, keeps Rasa's own class on PostgreSQL.)
+
+Nothing is cached between messages: every retrieval reads the database, so
+several Rasa processes on one database see each other's events exactly as
+with Rasa's class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Text, TypeVar
+
+import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from bot import event_types, sqlite
+
+event_types.install()
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The SQL Rasa's ``_event_query`` compiles to (the events of the latest
+# session: from the newest ``session_started`` on, or all if there is none),
+# written once instead of being rebuilt through the ORM for every call.
+_LATEST_SESSION = """
+FROM events, (SELECT max(events.timestamp) AS session_start
+FROM events
+WHERE events.sender_id = :sender_id AND events.type_name = :session_started) AS anon_1
+WHERE events.sender_id = :sender_id AND (events.timestamp >= anon_1.session_start OR anon_1.session_start IS NULL)"""
+_DATA_OF_LATEST_SESSION = sa.text(f"SELECT events.data {_LATEST_SESSION} ORDER BY events.id")
+_COUNT_OF_LATEST_SESSION = sa.text(f"SELECT count(*) {_LATEST_SESSION}")
+_DATA_OF_ALL_SESSIONS = sa.text("SELECT events.data FROM events WHERE events.sender_id = :sender_id ORDER BY events.id")
+
+
+class HelpdeskSQLTrackerStore(SQLTrackerStore):
+    """``SQLTrackerStore`` that works on a thread of its own, counts stored events once per save and tunes SQLite."""
+
+    def __init__(
+        self,
+        domain: Optional[Domain] = None,
+        dialect: Text = "sqlite",
+        host: Optional[Text] = None,
+        port: Optional[int] = None,
+        db: Text = "rasa.db",
+        username: Text = None,
+        password: Text = None,
+        event_broker: Optional[EventBroker] = None,
+        login_db: Optional[Text] = None,
+        query: Optional[Dict] = None,
+        sqlite_synchronous: Optional[Text] = None,
+        **kwargs: Dict[Text, Any],
+    ) -> None:
+        synchronous = sqlite.synchronous_mode(sqlite_synchronous)
+        super().__init__(
+            domain, dialect, host, port, db, username, password, event_broker, login_db, query, **kwargs
+        )
+        if sqlite.is_sqlite(self.engine) and sqlite.is_file_database(self.engine.url):
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sqlite.sqlite_engine(url, synchronous)
+            self.sessionmaker.configure(bind=self.engine)
+        # One thread: the database work of every conversation in the order it was asked for.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-store")
+
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    # --- retrieval ---------------------------------------------------------
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """Retrieves tracker for the latest conversation session."""
+        return await self._off_loop(self._retrieve_now, sender_id, False)
+
+    async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
+        """Fetching all tracker events across conversation sessions."""
+        return await self._off_loop(self._retrieve_now, conversation_id, True)
+
+    def _retrieve_now(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        """Rasa's ``_retrieve``, reading only the ``data`` column."""
+        query = _DATA_OF_ALL_SESSIONS if fetch_events_from_all_sessions else _DATA_OF_LATEST_SESSION
+        with self.session_scope() as session:
+            rows = session.execute(
+                query, {"sender_id": sender_id, "session_started": SessionStarted.type_name}
+            ).fetchall()
+        events = [json.loads(data) for (data,) in rows]
+        if self.domain and len(events) > 0:
+            logger.debug(f"Recreating tracker from sender id '{sender_id}'")
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        logger.debug(
+            f"Can't retrieve tracker matching sender id '{sender_id}' from SQL storage. Returning `None` instead."
+        )
+        return None
+
+    # --- saving ------------------------------------------------------------
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """Publishes the tracker's events that are not stored yet (as Rasa's, without a retrieval)."""
+        if self.event_broker is None:
+            return None
+        await self._off_loop(self._stream_now, tracker)
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Any:
+        """The tracker's events after those stored for its latest session (as Rasa's)."""
+        stored = session.execute(
+            _COUNT_OF_LATEST_SESSION,
+            {"sender_id": tracker.sender_id, "session_started": SessionStarted.type_name},
+        ).scalar()
+        return itertools.islice(tracker.events, stored, len(tracker.events))
+
+    def _stream_now(self, tracker: DialogueStateTracker) -> None:
+        with self.session_scope() as session:
+            new_events = list(self._additional_events(session, tracker))
+        self._publish(self.event_broker, tracker.sender_id, [event.as_dict() for event in new_events])
+
+    async def _stream_new_events(
+        self, event_broker: EventBroker, new_events: List[Event], sender_id: Text
+    ) -> None:
+        self._publish(event_broker, sender_id, [event.as_dict() for event in new_events])
+
+    @staticmethod
+    def _publish(event_broker: EventBroker, sender_id: Text, events: List[Dict[Text, Any]]) -> None:
+        bodies = []
+        for data in events:
+            body = {"sender_id": sender_id}
+            body.update(data)
+            bodies.append(body)
+        publish_many = getattr(event_broker, "publish_many", None)
+        if publish_many is not None:
+            if bodies:
+                publish_many(bodies)
+        else:
+            for body in bodies:
+                event_broker.publish(body)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Stores the tracker's new events, after publishing them to the event broker."""
+        await self._off_loop(self._save_now, tracker)
+        logger.debug(f"Tracker with sender_id '{tracker.sender_id}' stored to database")
+
+    def _save_now(self, tracker: DialogueStateTracker) -> None:
+        with self.session_scope() as session:
+            events = list(self._additional_events(session, tracker))
+            if not events:
+                return
+            serialised = [(event, event.as_dict()) for event in events]
+            if self.event_broker is not None:
+                # Before the rows are written, as Rasa's save does.
+                self._publish(self.event_broker, tracker.sender_id, [data for _, data in serialised])
+            rows = [
+                {
+                    "sender_id": tracker.sender_id,
+                    "type_name": event.type_name,
+                    "timestamp": data.get("timestamp"),
+                    "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    "action_name": data.get("name"),
+                    "data": json.dumps(data),
+                }
+                for event, data in serialised
+            ]
+            session.execute(self.SQLEvent.__table__.insert(), rows)
+            session.commit()
