@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Optional
 
@@ -62,6 +63,27 @@ class CRMClient:
         self.timeout = timeout
         self.retries = retries
         self._transport = transport
+        # One client (its connection pool, its TLS settings) per event loop,
+        # kept between calls: building an AsyncClient per request cost the
+        # action server most of its CPU (an SSL context each time). A client
+        # belongs to the loop it was first used on, hence one per loop.
+        self._clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Closes the client of the running loop (the others go with their loops)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     @property
     def api_key(self) -> str:
@@ -93,8 +115,7 @@ class CRMClient:
             if attempt:
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))
             try:
-                async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as http:
-                    response = await http.request(method, url, params=params, json=json, headers=all_headers)
+                response = await self._http().request(method, url, params=params, json=json, headers=all_headers)
             except httpx.HTTPError as error:
                 last_error = error
                 continue

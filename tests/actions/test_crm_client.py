@@ -101,3 +101,21 @@ def test_api_key_from_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_API_KEY_FILE", str(key_file))
 
     assert CRMClient(base_url=BASE).api_key == "from-env"
+
+
+@pytest.mark.asyncio
+@respx.mock
+async def test_calls_share_one_http_client_and_it_can_be_closed(client):
+    respx.get(f"{BASE}/api/v1/customers").mock(
+        return_value=httpx.Response(200, json={"items": [ADA], "next_cursor": None})
+    )
+
+    await client.find_customer_by_email("ada@example.com")
+    first = client._http()
+    await client.find_customer_by_email("ada@example.com")
+    assert client._http() is first
+
+    await client.aclose()
+    assert first.is_closed
+    assert await client.find_customer_by_email("ada@example.com") == ADA  # a new client
+    await client.aclose()
