@@ -32,10 +32,11 @@ from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import RasaModelData
 from rasa.utils.tensorflow.models import RasaModel
 
-from bot import event_types, schema_cache
+from bot import event_types, fast_json, schema_cache
 
 schema_cache.install()
 event_types.install()
+fast_json.install()
 
 
 class EagerBuildMixin:
