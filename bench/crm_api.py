@@ -28,7 +28,10 @@ a 2-core machine the figures measure the server, not the client. Latency is
 wrk's, from writing a request to reading the whole response. Every
 simulated client sends its next request as soon as it has the previous
 answer (a closed loop), so at N clients the mean latency is N / throughput:
-p50 < 5 ms at 50 clients would need about 10,000 req/s.
+p50 < 5 ms at 50 clients would need about 10,000 req/s. Real clients pause
+between requests; `--lookup-rate R` / `--creation-rate R` add paced runs in
+which the N clients together offer about R req/s (each waits N/R seconds,
+jittered, between requests), which measures the latency at that throughput.
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ BENCH_RATE_LIMIT = "1000000 per minute"
 WRK_SCRIPT = r"""
 local requests = {}
 local counter = 0
+think_ms = 0
 
 init = function(args)
+  think_ms = tonumber(args[3] or "0")
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
   local file = assert(io.open(args[1], "r"))
   local read_headers = {["Authorization"] = "Bearer " .. args[2]}
   local write_headers = {["Authorization"] = "Bearer " .. args[2], ["Content-Type"] = "application/json"}
@@ -79,6 +85,15 @@ end
 request = function()
   counter = counter + 1
   return requests[(counter % #requests) + 1]
+end
+
+-- Paced runs: each connection waits about think_ms (0.5-1.5 times, so the
+-- clients do not march in step) before its next request.
+delay = function()
+  if think_ms > 0 then
+    return think_ms * (0.5 + math.random())
+  end
+  return 0
 end
 
 done = function(summary, latency, requests)
@@ -153,13 +168,14 @@ def request_lines(numbers: list[str], emails: list[str]) -> dict[str, list[str]]
     }
 
 
-def run_wrk(base_url: str, key: str, lines: list[str], clients: int, duration: float, tmp: Path) -> dict:
+def run_wrk(base_url: str, key: str, lines: list[str], clients: int, duration: float, tmp: Path,
+            think_ms: float = 0.0) -> dict:
     script, requests_file = tmp / "bench.lua", tmp / "requests.txt"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     requests_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     command = [
         "wrk", "--threads", "1", "--connections", str(clients), "--duration", f"{max(1, round(duration))}s",
-        "--timeout", "10s", "--script", str(script), base_url, "--", str(requests_file), key,
+        "--timeout", "10s", "--script", str(script), base_url, "--", str(requests_file), key, f"{think_ms:.3f}",
     ]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in finished.stdout.splitlines():
@@ -168,12 +184,13 @@ def run_wrk(base_url: str, key: str, lines: list[str], clients: int, duration: f
     raise SystemExit(f"wrk failed (exit {finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
 
 
-def summarise(name: str, clients: int, raw: dict) -> dict:
+def summarise(name: str, clients: int, raw: dict, offered: float | None = None) -> dict:
     seconds = raw["duration_us"] / 1e6
     errors = raw["status_errors"] + raw["socket_errors"]
     return {
         "scenario": name,
         "clients": clients,
+        "offered_req_per_s": offered,
         "requests": raw["requests"],
         "errors": errors,
         "req_per_s": round((raw["requests"] - errors) / seconds, 1) if seconds else 0.0,
@@ -255,6 +272,10 @@ def main() -> None:
                         help="with --serve: run on a new database on this PostgreSQL server instead of SQLite")
     parser.add_argument("--clients", default="1,10,50", help="comma-separated concurrency levels")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario and level (whole seconds)")
+    parser.add_argument("--lookup-rate", type=float, default=0.0,
+                        help="also run each lookup paced: the clients together offer about this many req/s")
+    parser.add_argument("--creation-rate", type=float, default=0.0,
+                        help="also run the creations paced at about this many req/s")
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -272,14 +293,20 @@ def main() -> None:
         readiness = json.loads(Client(args.url, args.key).request("GET", "/readyz")[1])
         classifier = readiness.get("checks", {}).get("classifier", "unknown")
         results = []
-        print(f"{'scenario':24} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        print(f"{'scenario':30} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        levels = [int(c) for c in args.clients.split(",")]
         for name, lines in request_lines(numbers, emails).items():
-            for clients in [int(c) for c in args.clients.split(",")]:
-                raw = run_wrk(args.url, args.key, lines, clients, args.duration, Path(tmp.name))
-                summary = summarise(name, clients, raw)
+            rate = args.creation_rate if name.startswith("POST") else args.lookup_rate
+            # Closed loop first (each client at full speed), then paced at the given rate.
+            runs = [(clients, None) for clients in levels] + [(clients, rate) for clients in levels if rate]
+            for clients, offered in runs:
+                think_ms = clients / offered * 1000 if offered else 0.0
+                raw = run_wrk(args.url, args.key, lines, clients, args.duration, Path(tmp.name), think_ms)
+                summary = summarise(name, clients, raw, offered)
                 results.append(summary)
+                label = f"{name} @{offered:g}/s" if offered else name
                 print(
-                    f"{name:24} {clients:>7} {summary['req_per_s']:>9} {summary['p50_ms']:>8} "
+                    f"{label:30} {clients:>7} {summary['req_per_s']:>9} {summary['p50_ms']:>8} "
                     f"{summary['p99_ms']:>8} {summary['errors']:>7}",
                     flush=True,
                 )
