@@ -43,3 +43,31 @@ def test_a_second_message_waits_for_the_first_and_looks_again_every_poll(monkeyp
     assert order == ["first in", "first out", "second in", "second out"]
     assert sleeps and set(sleeps) == {quick.POLL_SECONDS}
     assert store.conversation_locks == {}
+
+
+def test_the_scaled_profiles_redis_store_takes_rasas_redis_settings_and_locks():
+    import os
+    import uuid
+
+    import pytest
+    import redis
+
+    host, port = os.environ.get("REDIS_TEST_HOST", "127.0.0.1"), int(os.environ.get("REDIS_TEST_PORT", "6379"))
+    try:
+        redis.Redis(host=host, port=port, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        pytest.skip(f"no Redis answers at {host}:{port} ({type(error).__name__}); set REDIS_TEST_HOST/PORT to run this test")
+    prefix = f"helpdesktest{uuid.uuid4().hex[:10]}"
+    store = LockStore.create(EndpointConfig(
+        url=host, type="bot.lock_store.QuickRedisLockStore", port=port, db=4, key_prefix=prefix))
+    conversation = "conversation-1"
+
+    async def hold_and_release():
+        async with store.lock(conversation):
+            assert store.get_lock(conversation).is_locked(ticket_number=99)
+        return store.get_lock(conversation)
+
+    assert isinstance(store, quick.QuickRedisLockStore)
+    assert asyncio.run(hold_and_release()) is None  # released and removed
+    assert store.key_prefix == f"{prefix}:lock:"
+    assert not list(store.red.scan_iter(f"{prefix}:*"))
