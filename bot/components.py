@@ -20,23 +20,26 @@ warning is wrong for these subclasses and can be ignored.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Text, Type
+from typing import Any, List, Optional, Text, Type
 
 import tensorflow as tf
 from rasa.core.policies.ted_policy import TED, TEDPolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 from rasa.nlu.selectors.response_selector import DIET2BOW, DIET2DIET, ResponseSelector
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.nlu.training_data.message import Message
 from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
 from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import RasaModelData
 from rasa.utils.tensorflow.models import RasaModel
 
-from bot import event_types, fast_json, schema_cache
+from bot import event_types, fast_features, fast_json, schema_cache
 
 schema_cache.install()
 event_types.install()
 fast_json.install()
+fast_features.install()
 
 
 class EagerBuildMixin:
@@ -108,7 +111,42 @@ class FastLoadingDIETClassifier(DIETClassifier):
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class FastLoadingResponseSelector(ResponseSelector):
-    """Rasa's ResponseSelector with a fast ``load``."""
+    """Rasa's ResponseSelector with a fast ``load``, asked only about messages that may be its retrieval intent.
+
+    Rasa runs the ResponseSelector's model on every message, though its
+    answer is used only when the message's intent is the retrieval intent
+    (``faq``: the rule ``faq → utter_faq``). Here a message whose intent
+    ranking (from DIET, which runs before) gives the retrieval intent less
+    than ``MIN_RETRIEVAL_CONFIDENCE`` gets no response selection: 12 % of
+    the Rasa process's time under load, on the four in five messages that
+    are not FAQ questions (docs/benchmarks.md, "Conversations"). On the
+    held-out phrasings, nine in ten non-FAQ messages give ``faq`` 0.0002 or
+    less, and every FAQ message is far above the threshold, so every
+    message whose selection could matter still gets one. Messages without
+    an intent ranking (another pipeline) are selected for, as before.
+    """
+
+    MIN_RETRIEVAL_CONFIDENCE = 0.01
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        super().process([message for message in messages if self._may_be_retrieval_intent(message)])
+        return messages
+
+    def _may_be_retrieval_intent(self, message: Message) -> bool:
+        if not self.retrieval_intent:
+            return True
+        intent = message.get(INTENT) or {}
+        if intent.get(INTENT_NAME_KEY) == self.retrieval_intent:
+            return True
+        ranking = message.get(INTENT_RANKING_KEY)
+        if not ranking:
+            return True
+        confidence = next(
+            (entry.get(PREDICTED_CONFIDENCE_KEY, 0.0) for entry in ranking
+             if entry.get(INTENT_NAME_KEY) == self.retrieval_intent),
+            0.0,
+        )
+        return confidence >= self.MIN_RETRIEVAL_CONFIDENCE
 
     @staticmethod
     def model_class(use_text_as_label: bool) -> Type[RasaModel]:  # type: ignore[override]
