@@ -71,3 +71,165 @@ def test_the_scaled_profiles_redis_store_takes_rasas_redis_settings_and_locks():
     assert asyncio.run(hold_and_release()) is None  # released and removed
     assert store.key_prefix == f"{prefix}:lock:"
     assert not list(store.red.scan_iter(f"{prefix}:*"))
+
+
+def test_endpoints_yml_sets_how_many_conversations_work_at_once():
+    store = LockStore.create(EndpointConfig(type="bot.lock_store.QuickInMemoryLockStore", max_concurrent=3))
+    default = LockStore.create(EndpointConfig(type="bot.lock_store.QuickInMemoryLockStore"))
+
+    assert store._slots.limit == 3
+    assert default._slots.limit == quick.DEFAULT_MAX_CONCURRENT
+
+
+def test_a_limit_that_is_not_a_number_is_refused_with_its_name():
+    import pytest
+
+    with pytest.raises(ValueError, match="max_concurrent"):
+        quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent="many"))
+
+
+def _run_conversations(store, names, steps):
+    """Each conversation takes its lock and then needs ``steps[name]`` turns of the loop."""
+    inside, most_inside, finished = set(), [0], []
+
+    async def handle(name):
+        async with store.lock(name):
+            inside.add(name)
+            most_inside[0] = max(most_inside[0], len(inside))
+            for _ in range(steps[name]):
+                await asyncio.sleep(0)
+            inside.discard(name)
+            finished.append(name)
+
+    async def everyone():
+        await asyncio.gather(*(handle(name) for name in names))
+
+    asyncio.run(everyone())
+    return most_inside[0], finished
+
+
+def test_at_most_max_concurrent_conversations_work_at_once_and_the_rest_go_in_arrival_order():
+    store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=2))
+    names = [f"c{number}" for number in range(6)]
+    # The first two are slow, the others quick: without the limit the quick
+    # ones would all finish first; with it they wait for a slot, in order.
+    steps = {name: (20 if name in ("c0", "c1") else 1) for name in names}
+
+    most_inside, finished = _run_conversations(store, names, steps)
+
+    assert most_inside == 2
+    assert finished == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    assert store._slots.active == 0 and store._slots.waiting == 0
+    assert store.conversation_locks == {}
+
+
+def test_zero_means_no_limit():
+    store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=0))
+    names = [f"c{number}" for number in range(6)]
+    steps = {name: (20 if name in ("c0", "c1") else 1) for name in names}
+
+    most_inside, finished = _run_conversations(store, names, steps)
+
+    assert most_inside == 6
+    assert finished[:4] == ["c2", "c3", "c4", "c5"]
+
+
+def test_a_freed_slot_goes_to_the_oldest_waiter_not_to_a_newcomer():
+    slots = quick.ArrivalOrderSlots(1)
+
+    async def scenario():
+        first, older, newer = slots.ticket(), slots.ticket(), slots.ticket()
+        await slots.acquire(first)  # the first message holds the only slot
+        newer_task = asyncio.create_task(slots.acquire(newer))
+        await asyncio.sleep(0)
+        older_task = asyncio.create_task(slots.acquire(older))  # asks later, but is older
+        await asyncio.sleep(0)
+        slots.release()  # handed to the older waiter, which has not run yet
+        newcomer = asyncio.create_task(slots.acquire(slots.ticket()))
+        await asyncio.sleep(0)
+        assert older_task.done() and not newer_task.done() and not newcomer.done()
+        slots.release()
+        await newer_task
+        assert not newcomer.done()
+        slots.release()
+        await newcomer
+        slots.release()
+        assert slots.active == 0 and slots.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_while_queued_or_just_handed_a_slot_gives_it_back():
+    slots = quick.ArrivalOrderSlots(1)
+
+    async def scenario():
+        await slots.acquire(slots.ticket())
+        queued = asyncio.create_task(slots.acquire(slots.ticket()))
+        await asyncio.sleep(0)
+        assert slots.waiting == 1
+        queued.cancel()
+        await asyncio.gather(queued, return_exceptions=True)
+        assert slots.waiting == 0
+
+        handed = asyncio.create_task(slots.acquire(slots.ticket()))
+        await asyncio.sleep(0)
+        slots.release()  # hands the slot to ``handed``...
+        handed.cancel()  # ...which is cancelled before it runs
+        await asyncio.gather(handed, return_exceptions=True)
+        assert slots.active == 0 and slots.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_message_waiting_for_the_action_server_holds_no_slot_and_is_served_before_newer_ones(monkeypatch):
+    """One slot: A calls the action server; meanwhile B and C run; A goes on before C though C waited first."""
+    store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=1))
+    action_server = EndpointConfig(url="http://actions.invalid/webhook")
+    order = []
+    replied = {}
+
+    async def fake_request(self, *args, **kwargs):
+        order.append("A waits for the action server")
+        await replied["event"].wait()
+        return {"events": []}
+
+    monkeypatch.setattr(quick, "_original_request", fake_request)
+    monkeypatch.setattr(EndpointConfig, "request", quick._request_without_slot)
+
+    async def message_a():
+        async with store.lock("a"):
+            order.append("A in")
+            await action_server.request(json={}, method="post")
+            order.append("A after the action server")
+
+    async def message(name, steps):
+        async with store.lock(name):
+            order.append(f"{name} in")
+            if name == "B":
+                replied["event"].set()  # the action server answers A while B holds the slot
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            order.append(f"{name} out")
+
+    async def scenario():
+        replied["event"] = asyncio.Event()
+        task_a = asyncio.create_task(message_a())
+        await asyncio.sleep(0)
+        task_b = asyncio.create_task(message("B", 3))
+        task_c = asyncio.create_task(message("C", 0))
+        await asyncio.gather(task_a, task_b, task_c)
+
+    # Were A to keep its slot while it waits, B could never run: a time limit, not a hang.
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+
+    assert order == [
+        "A in", "A waits for the action server",
+        "B in", "B out",  # B had the slot A gave up
+        "A after the action server",  # A is older than C, which waited all along
+        "C in", "C out",
+    ]
+    assert store._slots.active == 0 and store._slots.waiting == 0
+
+
+def test_loading_the_module_installs_the_request_that_gives_up_the_slot():
+    assert EndpointConfig.request is quick._request_without_slot
