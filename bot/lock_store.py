@@ -52,7 +52,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 POLL_SECONDS = 0.02
 REDIS_POLL_SECONDS = 0.05
-DEFAULT_MAX_CONCURRENT = 8
+DEFAULT_MAX_CONCURRENT = 4
 
 
 class ArrivalOrderSlots:
