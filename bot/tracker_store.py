@@ -34,8 +34,20 @@ the other. What differs (measured in docs/benchmarks.md, "Conversations",
   serialised once for both.
 - **SQLite settings** (bot/sqlite.py): WAL, ``busy_timeout``, one kept
   connection; ``sqlite_synchronous`` (default ``FULL``) in endpoints.yml.
-  Other dialects keep Rasa's engine. (The scaled profile,
-  endpoints.scaled.yml, keeps Rasa's own class on PostgreSQL.)
+  Other dialects keep Rasa's engine (the scaled profile,
+  endpoints.scaled.yml, uses this class on PostgreSQL).
+- **A lost database connection is retried** (``retry_seconds``, default
+  ``DEFAULT_RETRY_SECONDS``). When PostgreSQL restarts, every pooled
+  connection breaks; Rasa's class fails the save, and Rasa then keeps that
+  conversation in the memory of one process (its ``FailSafeTrackerStore``):
+  the turn is gone for the other instances and after a restart. Here a
+  retrieval or save that fails for a broken or refused connection is tried
+  again, with a growing pause, until it works or ``retry_seconds`` have
+  passed; the customer's reply waits instead of being lost. A retried save
+  counts the stored events again (a save whose commit did reach the
+  database before the connection broke inserts nothing the second time)
+  and publishes to the event broker only the events it has not published
+  yet. Errors of the query itself are not retried.
 
 Nothing is cached between messages: every retrieval reads the database, so
 several Rasa processes on one database see each other's events exactly as
@@ -49,7 +61,7 @@ import itertools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Text, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple, TypeVar
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
@@ -66,6 +78,17 @@ event_types.install()
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+DEFAULT_RETRY_SECONDS = 20.0
+FIRST_RETRY_PAUSE = 0.1
+LONGEST_RETRY_PAUSE = 2.0
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """A broken, refused or timed-out database connection (worth trying again), not a bad query."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
 
 # The SQL Rasa's ``_event_query`` compiles to (the events of the latest
 # session: from the newest ``session_started`` on, or all if there is none),
@@ -96,9 +119,13 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
         login_db: Optional[Text] = None,
         query: Optional[Dict] = None,
         sqlite_synchronous: Optional[Text] = None,
+        retry_seconds: Optional[float] = None,
         **kwargs: Dict[Text, Any],
     ) -> None:
         synchronous = sqlite.synchronous_mode(sqlite_synchronous)
+        self.retry_seconds = DEFAULT_RETRY_SECONDS if retry_seconds is None else float(retry_seconds)
+        if self.retry_seconds < 0:
+            raise ValueError(f"retry_seconds must be 0 or more, not {retry_seconds!r}")
         super().__init__(
             domain, dialect, host, port, db, username, password, event_broker, login_db, query, **kwargs
         )
@@ -111,7 +138,24 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-store")
 
     async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+        """Runs ``function`` on the worker thread; again after a lost connection, for ``retry_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        pause = FIRST_RETRY_PAUSE
+        attempt = 1
+        while True:
+            try:
+                return await loop.run_in_executor(self._worker, function, *args)
+            except sa.exc.SQLAlchemyError as error:
+                if not is_connection_error(error) or loop.time() + pause > deadline:
+                    raise
+                logger.warning(
+                    "The tracker store lost its database connection (attempt %d, %s); trying again in %.1f s.",
+                    attempt, type(error).__name__, pause,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_RETRY_PAUSE)
+            attempt += 1
 
     # --- retrieval ---------------------------------------------------------
 
@@ -145,20 +189,20 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
         """Publishes the tracker's events that are not stored yet (as Rasa's, without a retrieval)."""
         if self.event_broker is None:
             return None
-        await self._off_loop(self._stream_now, tracker)
+        await self._off_loop(self._stream_now, tracker, asyncio.get_running_loop())
 
-    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Any:
-        """The tracker's events after those stored for its latest session (as Rasa's)."""
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Tuple[int, List[Event]]:
+        """How many events of the tracker's latest session are stored, and the tracker's events after those (as Rasa's)."""
         stored = session.execute(
             _COUNT_OF_LATEST_SESSION,
             {"sender_id": tracker.sender_id, "session_started": SessionStarted.type_name},
         ).scalar()
-        return itertools.islice(tracker.events, stored, len(tracker.events))
+        return stored, list(itertools.islice(tracker.events, stored, len(tracker.events)))
 
-    def _stream_now(self, tracker: DialogueStateTracker) -> None:
+    def _stream_now(self, tracker: DialogueStateTracker, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
         with self.session_scope() as session:
-            new_events = list(self._additional_events(session, tracker))
-        self._publish(self.event_broker, tracker.sender_id, [event.as_dict() for event in new_events])
+            _, new_events = self._additional_events(session, tracker)
+        self._publish(self.event_broker, tracker.sender_id, [event.as_dict() for event in new_events], loop)
 
     async def _stream_new_events(
         self, event_broker: EventBroker, new_events: List[Event], sender_id: Text
@@ -166,7 +210,18 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
         self._publish(event_broker, sender_id, [event.as_dict() for event in new_events])
 
     @staticmethod
-    def _publish(event_broker: EventBroker, sender_id: Text, events: List[Dict[Text, Any]]) -> None:
+    def _publish(
+        event_broker: EventBroker,
+        sender_id: Text,
+        events: List[Dict[Text, Any]],
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None:
+        """Publishes ``events``: at once to a broker with ``publish_many``, else one by one on ``loop``.
+
+        Rasa's brokers expect ``publish`` on Rasa's event loop (the Pika
+        broker starts an asyncio task there), and this may run on the
+        worker thread: then each ``publish`` is handed to ``loop`` in order.
+        """
         bodies = []
         for data in events:
             body = {"sender_id": sender_id}
@@ -176,24 +231,34 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
         if publish_many is not None:
             if bodies:
                 publish_many(bodies)
+        elif loop is not None:
+            for body in bodies:
+                loop.call_soon_threadsafe(event_broker.publish, body)
         else:
             for body in bodies:
                 event_broker.publish(body)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Stores the tracker's new events, after publishing them to the event broker."""
-        await self._off_loop(self._save_now, tracker)
+        progress = _SaveProgress(asyncio.get_running_loop())
+        await self._off_loop(self._save_now, tracker, progress)
         logger.debug(f"Tracker with sender_id '{tracker.sender_id}' stored to database")
 
-    def _save_now(self, tracker: DialogueStateTracker) -> None:
+    def _save_now(self, tracker: DialogueStateTracker, progress: Optional["_SaveProgress"] = None) -> None:
+        progress = progress or _SaveProgress()
         with self.session_scope() as session:
-            events = list(self._additional_events(session, tracker))
+            stored, events = self._additional_events(session, tracker)
             if not events:
                 return
             serialised = [(event, event.as_dict()) for event in events]
             if self.event_broker is not None:
-                # Before the rows are written, as Rasa's save does.
-                self._publish(self.event_broker, tracker.sender_id, [data for _, data in serialised])
+                # Before the rows are written, as Rasa's save does; after a
+                # retry, only what the failed attempt had not published.
+                already_published = max(progress.published_through - stored, 0)
+                self._publish(
+                    self.event_broker, tracker.sender_id, [data for _, data in serialised[already_published:]], progress.loop
+                )
+                progress.published_through = len(tracker.events)
             rows = [
                 {
                     "sender_id": tracker.sender_id,
@@ -207,3 +272,11 @@ class HelpdeskSQLTrackerStore(SQLTrackerStore):
             ]
             session.execute(self.SQLEvent.__table__.insert(), rows)
             session.commit()
+
+
+class _SaveProgress:
+    """How far one ``save`` got with publishing, kept across its retries, and the loop it was called on."""
+
+    def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        self.loop = loop
+        self.published_through = 0  # events of the tracker before this index are published

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from rasa.core.brokers.sql import SQLEventBroker
 from rasa.core.tracker_store import SQLTrackerStore, create_tracker_store
 from rasa.shared.core.domain import Domain
@@ -210,3 +211,189 @@ def test_the_database_work_runs_off_the_event_loop(tmp_path):
     conversation(store, "ada")
     assert threads and threading.main_thread() not in threads
     assert len(set(threads)) == 1  # one worker: saves and retrievals in the order asked
+
+
+# --- a lost database connection ----------------------------------------------
+
+
+def _connection_error() -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+
+def test_a_lost_connection_is_tried_again_and_a_bad_query_is_not(tmp_path, monkeypatch):
+    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=5)
+    monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", 0.01)
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise _connection_error()
+        return "stored"
+
+    def bad_query():
+        attempts.append(1)
+        raise sa.exc.ProgrammingError("SELECT nonsense", {}, Exception("syntax error"))
+
+    assert run(store._off_loop(flaky)) == "stored"
+    assert len(attempts) == 3
+    attempts.clear()
+    with pytest.raises(sa.exc.ProgrammingError):
+        run(store._off_loop(bad_query))
+    assert len(attempts) == 1
+
+
+def test_retrying_stops_after_retry_seconds(tmp_path, monkeypatch):
+    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=0.3)
+    monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", 0.05)
+    attempts = []
+
+    def down():
+        attempts.append(1)
+        raise _connection_error()
+
+    with pytest.raises(sa.exc.OperationalError):
+        run(store._off_loop(down))
+    assert 2 <= len(attempts) <= 5
+
+
+def test_a_negative_retry_time_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="retry_seconds"):
+        HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=-1)
+
+
+def test_a_save_retried_after_its_publish_publishes_nothing_twice(tmp_path, monkeypatch):
+    broker = HelpdeskSQLEventBroker(db=str(tmp_path / "events.db"))
+    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), event_broker=broker)
+    monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", 0.01)
+    published = []
+    publish_many = broker.publish_many
+    broker.publish_many = lambda events: (publish_many(events), published.extend(events))
+    real_execute = sa.orm.Session.execute
+    failures = []
+
+    def insert_fails_once(session, statement, *args, **kwargs):
+        # The tracker's rows, after the broker has published them.
+        if session.bind is store.engine and getattr(statement, "is_insert", False) and not failures:
+            failures.append(1)
+            raise _connection_error()
+        return real_execute(session, statement, *args, **kwargs)
+
+    monkeypatch.setattr(sa.orm.Session, "execute", insert_fails_once)
+    conversation(store, "ada")
+
+    assert failures == [1]
+    stored = rows(tmp_path / "tracker.db", "SELECT data FROM events ORDER BY id")
+    assert len(stored) == 3 + 3 * 4 + 4 + 2
+    assert [event["timestamp"] for event in published] == [json.loads(data)["timestamp"] for (data,) in stored]
+
+
+# --- PostgreSQL (the scaled profile) -----------------------------------------
+
+
+def _postgres_server():
+    import os
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    host, port = os.environ.get("POSTGRES_HOST", "127.0.0.1"), int(os.environ.get("POSTGRES_PORT", "5432"))
+    user = os.environ.get("POSTGRES_USER", "postgres")
+    try:
+        connection = psycopg2.connect(host=host, port=port, user=user, dbname="postgres", connect_timeout=2)
+    except psycopg2.Error as error:
+        pytest.skip(f"no PostgreSQL answers at {host}:{port} as {user} ({type(error).__name__}); "
+                    "set POSTGRES_HOST/PORT/USER to run this test")
+    connection.autocommit = True
+    return psycopg2, connection, dict(host=host, port=port, username=user)
+
+
+@pytest.fixture
+def postgres_databases():
+    """Makes databases of this test's own on the local PostgreSQL; drops them afterwards."""
+    import uuid
+
+    _, admin, settings = _postgres_server()
+    made = []
+
+    def make() -> str:
+        name = f"helpdesk_test_tracker_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return name
+
+    yield make, settings, admin
+    with admin.cursor() as cursor:
+        for name in made:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _pg_rows(store) -> list[tuple]:
+    with store.engine.connect() as connection:
+        return connection.exec_driver_sql(
+            "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id"
+        ).fetchall()
+
+
+def test_on_postgresql_the_rows_and_trackers_are_rasas(postgres_databases):
+    make, settings, _ = postgres_databases
+    rasa = SQLTrackerStore(DOMAIN, dialect="postgresql", db=make(), **settings)
+    ours = HelpdeskSQLTrackerStore(DOMAIN, dialect="postgresql", db=make(), **settings)
+    for store in (rasa, ours):
+        conversation(store, "ada")
+        conversation(store, "bob")
+
+    assert _pg_rows(ours) == _pg_rows(rasa)
+    for sender in ("ada", "bob"):
+        assert run(ours.retrieve(sender)).current_state() == run(rasa.retrieve(sender)).current_state()
+        assert len(run(ours.retrieve_full_tracker(sender)).events) == len(run(rasa.retrieve_full_tracker(sender)).events)
+    rasa.engine.dispose()
+    ours.engine.dispose()
+
+
+def test_on_postgresql_a_killed_connection_costs_no_turn(postgres_databases):
+    """What a PostgreSQL restart does to the pool: every kept connection is cut."""
+    make, settings, admin = postgres_databases
+    database = make()
+    store = HelpdeskSQLTrackerStore(DOMAIN, dialect="postgresql", db=database, **settings)
+
+    async def turn(text: str, at: float) -> None:
+        tracker = await store.get_or_create_tracker("ada", append_action_listen=False)
+        tracker.update(UserUttered(text, {"name": "greet", "confidence": 0.9}, timestamp=at))
+        tracker.update(ActionExecuted("action_listen", timestamp=at + 0.1))
+        await store.save(tracker)
+
+    def cut_every_connection() -> int:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            return cursor.fetchone()[0]
+
+    run(turn("hi", 1.0))
+    assert cut_every_connection() >= 1  # the pool kept its connection
+    run(turn("still there?", 2.0))  # Rasa's class fails this save
+
+    texts = [json.loads(data)["text"] for (_, type_name, *_rest, data) in _pg_rows(store) if type_name == "user"]
+    assert texts == ["hi", "still there?"]
+    store.engine.dispose()
+
+
+def test_a_broker_without_publish_many_is_published_to_on_the_event_loop(tmp_path):
+    """Rasa's Pika broker starts an asyncio task in ``publish``: that must happen on Rasa's loop."""
+    import threading
+
+    class LoopOnly(SQLEventBroker):
+        def __init__(self):
+            self.threads = set()
+            self.published = []
+
+        def publish(self, event):
+            self.threads.add(threading.current_thread())
+            self.published.append(event["event"])
+
+    broker = LoopOnly()
+    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), event_broker=broker)
+    conversation(store, "ada")
+    assert broker.threads == {threading.main_thread()}
+    assert len(broker.published) == 3 + 3 * 4 + 4 + 2
