@@ -20,9 +20,14 @@ one after another, each with `--observe` seconds of load after it:
 4. stop Redis (`redis-cli shutdown nosave`), start it again 10 s later;
 5. the webhook receiver down for `--webhook-outage` seconds (default 300).
 
-A customer whose turn gets no complete reply in 30 s sends the same message
-again once, as a person would (the widget itself never sends twice); the
-conversation goes on if that answer comes. At the end: every ticket number a
+Each customer's client does what the widget does about a lost reply
+(bench/scale_load.py's Widget with ``resend``, widget/src/connection.js):
+a message that has had no reply is sent again by itself, once, with its
+``message_id`` and ``resend: true``, when the socket is confirmed again
+after a disconnect or after 20 s without a reply; Rasa answers it unless it
+already had it (then it replays that answer, bot/channels.py). A resent
+turn waits up to 75 s from the resend (a dead Rasa instance's lock expires
+after 60 s); the conversation goes on if the answer comes. At the end: every ticket number a
 customer was told exists; no conversation has two tickets; every ticket
 created in the run reached the webhook receiver (waiting for the CRM's
 retries, up to --drain seconds); each fault's window: turns, replies lost,
@@ -76,12 +81,16 @@ class Record:
     """One turn as a customer lived it."""
 
     conversation: str
-    result: TurnResult
-    resent: TurnResult | None = None  # the same message sent again after a lost reply
+    result: TurnResult  # the client's automatic resend, if any, is part of the turn
+
+    @property
+    def lost_first(self) -> bool:
+        """The first send got no (complete) reply: the turn needed the resend, or was lost."""
+        return self.result.resent or bool(self.result.lost)
 
     @property
     def answered(self) -> bool:
-        return not self.result.lost or (self.resent is not None and not self.resent.lost)
+        return not self.result.lost
 
 
 @dataclass
@@ -132,7 +141,7 @@ async def customer(bot: Bot, run: Run, number: int, tag: str) -> None:
             "email": data.get("email") if script.name == "complaint" else None,
             "complete": False, "had_loss": False, "confirmed": False,
         }
-        widget = Widget(bot.url, uuid.uuid4().hex, data)
+        widget = Widget(bot.url, uuid.uuid4().hex, data, resend=True)
         try:
             await widget.open()
         except Exception:  # noqa: BLE001 - a broken or refused connection
@@ -148,9 +157,8 @@ async def customer(bot: Bot, run: Run, number: int, tag: str) -> None:
                 expected = bot.reply_counts[(script.name, index)]
                 result, previous = await widget.turn(turn, expected, previous)
                 record = Record(conversation_id, result)
-                if result.lost:
+                if record.lost_first:
                     state["had_loss"] = True
-                    record.resent, previous = await widget.turn(turn, expected, previous)
                 run.records.append(record)
                 if turn.kind == "confirm_ticket":
                     state["confirmed"] = True
@@ -209,7 +217,7 @@ async def inject(name: str, stack: ScaledStack, receiver: Receiver, outage: floa
 
 def window_figures(run: Run, start: float, end: float) -> dict:
     records = [r for r in run.records if start <= r.result.sent < end]
-    lost = [r for r in records if r.result.lost]
+    lost = [r for r in records if r.lost_first]
     latencies = [r.result.latency_ms for r in records]
     touched = {r.conversation for r in lost}
     return {
@@ -219,8 +227,8 @@ def window_figures(run: Run, start: float, end: float) -> dict:
         "not_answered_even_after_resend": sum(1 for r in lost if not r.answered),
         "conversations_hit": len(touched),
         "conversations_resumed": sum(1 for c in touched if run.conversations.get(c, {}).get("complete")),
-        "doubled": sum(r.result.doubled + (r.resent.doubled if r.resent else 0) for r in records),
-        "late": sum(r.result.late + (r.resent.late if r.resent else 0) for r in records),
+        "doubled": sum(r.result.doubled for r in records),
+        "late": sum(r.result.late for r in records),
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "last_loss_after_s": round(max(r.result.sent for r in lost) - start, 1) if lost else None,
@@ -282,7 +290,7 @@ async def main_async(args: argparse.Namespace, stack: ScaledStack, run_tag: str)
     key = stack.api_key("bench-faults-read", "tickets:read")
     found = await tickets_in_crm(stack.lb_url, key, emails)
     in_crm = {number for numbers in found.values() for number in numbers}
-    told = {n for r in run.records for t in (r.result, r.resent) if t and t.kind == "confirm_ticket" for n in t.tickets}
+    told = {n for r in run.records if r.result.kind == "confirm_ticket" for n in r.result.tickets}
     log(f"waiting up to {args.drain:.0f} s for the CRM's webhook retries to deliver {len(in_crm)} tickets")
     deadline = time.monotonic() + args.drain
     while time.monotonic() < deadline and not in_crm <= set(receiver.tickets):

@@ -84,6 +84,12 @@ from tests.e2e.stack import Stack, descendants
 
 TURN_TIMEOUT = 30.0
 QUIET_SECONDS = 2.0
+# The widget's automatic resend (widget/src/connection.js): after a reconnect,
+# or when no reply has come this long while connected.
+RESEND_AFTER = 20.0
+# A resent turn waits this long from the resend: after a Rasa crash the
+# conversation's lock stays with the dead instance until it expires (60 s).
+RESENT_TURN_TIMEOUT = 75.0
 TICKET = re.compile(r"TCK-\d{6,}")
 GOAL_SCALED_RATIO = 1.6
 STOCK_CREDENTIALS = "credentials.socketio.yml"
@@ -103,6 +109,7 @@ class TurnResult:
     late: int = 0
     off_script: bool = False
     tickets: tuple[str, ...] = ()
+    resent: bool = False  # the widget sent the message again by itself (no reply after a reconnect or 20 s)
 
     @property
     def lost(self) -> int:
@@ -119,15 +126,28 @@ def message_key(message: dict) -> str:
 
 class Widget:
     """A socket.io client that behaves like the chat widget: a stored session
-    id asked for on every (re)connection, messages sent once, replies as they come."""
+    id asked for on every (re)connection, messages sent once, replies as they come.
 
-    def __init__(self, url: str, session_id: str, custom_data: dict):
+    With ``resend`` it also does what the widget does about lost replies
+    (widget/src/connection.js): every message carries a ``message_id``; one
+    that has had no reply since it was sent is sent again once, with
+    ``resend: true``, when the socket is confirmed again after a disconnect
+    or when no reply has come for RESEND_AFTER seconds; Rasa's replayed
+    answer (``replay_of``) is taken only if no reply came meanwhile. Without
+    it (the stock bot, whose channel would process a resend again) messages
+    are sent once and that is all."""
+
+    def __init__(self, url: str, session_id: str, custom_data: dict, resend: bool = False):
         self.url = url
         self.session_id = session_id
         self.custom_data = custom_data
+        self.resend = resend
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.confirmed = asyncio.Event()
         self.disconnects = 0
+        self.connection = 0  # which (re)connection the socket is on
+        # The message last sent: {"payload", "via" (connection), "answered", "resent"}.
+        self.pending: dict | None = None
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=4)
         self.sio.on("connect", self._on_connect)
         self.sio.on("session_confirm", self._on_confirm)
@@ -138,14 +158,37 @@ class Widget:
         await self.sio.emit("session_request", {"session_id": self.session_id})
 
     async def _on_confirm(self, *_args) -> None:
+        self.connection += 1
         self.confirmed.set()
+        pending = self.pending
+        if pending and pending["via"] != self.connection:
+            await self._resend()
 
     async def _on_reply(self, data: dict) -> None:
+        if isinstance(data, dict) and "replay_of" in data:
+            pending = self.pending
+            if not (pending and pending["resent"] and not pending["answered"]
+                    and pending["payload"]["message_id"] == data["replay_of"]):
+                return  # answered already: the widget does not show it again
+            data = {k: v for k, v in data.items() if k != "replay_of"}
+        elif self.pending:
+            self.pending["answered"] = True
         self.inbox.put_nowait(data)
 
     async def _on_disconnect(self) -> None:
         self.confirmed.clear()
         self.disconnects += 1
+
+    async def _resend(self) -> None:
+        """Sends the pending message again if it is unanswered and was not resent yet."""
+        pending = self.pending
+        if not self.resend or not pending or pending["answered"] or pending["resent"] or not self.confirmed.is_set():
+            return
+        pending["resent"] = True
+        try:
+            await self.sio.emit("user_uttered", {**pending["payload"], "resend": True})
+        except socketio.exceptions.SocketIOError:
+            pending["resent"] = False  # not out: the next confirm tries again
 
     async def open(self) -> None:
         await self.sio.connect(self.url, transports=["websocket"], socketio_path="socket.io", wait_timeout=10)
@@ -166,9 +209,11 @@ class Widget:
     async def send(self, text: str) -> None:
         # Like the widget's queue: wait for the connection, then send once.
         await asyncio.wait_for(self.confirmed.wait(), TURN_TIMEOUT)
-        await self.sio.emit(
-            "user_uttered", {"message": text, "session_id": self.session_id, "customData": self.custom_data}
-        )
+        payload = {"message": text, "session_id": self.session_id, "customData": self.custom_data}
+        if self.resend:
+            payload["message_id"] = uuid.uuid4().hex
+        self.pending = {"payload": payload, "via": self.connection, "answered": False, "resent": False}
+        await self.sio.emit("user_uttered", payload)
 
     async def turn(self, turn: Turn, expected: int, previous: list[dict]) -> tuple[TurnResult, list[dict]]:
         stray = self.drain()
@@ -176,14 +221,36 @@ class Widget:
         doubled = sum(message_key(m) in previous_keys for m in stray)
         sent = time.monotonic()
         got: list[dict] = []
+        resent_at: float | None = None
+        deadline = sent + TURN_TIMEOUT
+        self.pending = None  # the previous turn's message is done with
         try:
             await self.send(turn.message)
-            deadline = sent + TURN_TIMEOUT
             while len(got) < expected:
-                got.append(await asyncio.wait_for(self.inbox.get(), max(0.01, deadline - time.monotonic())))
+                now = time.monotonic()
+                pending = self.pending
+                if resent_at is None and pending["resent"]:
+                    resent_at = now  # a reconnect or the 20 s sent it again: wait for that answer
+                    deadline = max(deadline, resent_at + RESENT_TURN_TIMEOUT)
+                if now >= deadline:
+                    break
+                wait = deadline - now
+                if self.resend and resent_at is None:
+                    if now >= sent + RESEND_AFTER:
+                        await self._resend()  # nothing if a reply came or the socket is down
+                        if pending["resent"]:
+                            continue
+                    else:
+                        wait = min(wait, sent + RESEND_AFTER - now)
+                    wait = min(wait, 1.0)  # look again soon: a reconnect may resend it meanwhile
+                try:
+                    got.append(await asyncio.wait_for(self.inbox.get(), wait))
+                except asyncio.TimeoutError:
+                    pass
         except (asyncio.TimeoutError, socketio.exceptions.SocketIOError):
             pass
-        done = time.monotonic() if len(got) >= expected else sent + TURN_TIMEOUT
+        resent = bool(self.pending and self.pending["resent"])
+        done = time.monotonic() if len(got) >= expected else deadline
         keys = [message_key(m) for m in got]
         doubled += len(keys) - len(set(keys))
         text = " ".join(str(m.get("text", "")) for m in got)
@@ -197,6 +264,7 @@ class Widget:
             late=len(stray) - sum(message_key(m) in previous_keys for m in stray),
             off_script=bool(got) and not turn.on_script(text),
             tickets=tuple(sorted(set(TICKET.findall(text)))),
+            resent=resent,
         )
         return result, got
 

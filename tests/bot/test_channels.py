@@ -1,15 +1,26 @@
-"""The scaled profile's socket.io channel: Rasa's own, with its rooms in Redis when asked.
+"""The socket.io channel: Rasa's own, keeping the widget's message ids,
+answering a resent message once, with its rooms in Redis when asked.
 
 The cross-instance delivery itself (a reply produced on one Rasa instance
-reaching a socket on another) is tested against the running scaled stack in
-tests/e2e/test_scaled.py.
+reaching a socket on another) and resends against the real stores are tested
+against the running stacks in tests/e2e/test_scaled.py and
+tests/e2e/test_socketio.py. Here the network is a recorder in place of the
+socket.io server's ``emit``; the lock and tracker stores are Rasa's in-memory
+ones.
 """
 
+import asyncio
+from types import SimpleNamespace
+
 from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from socketio import AsyncRedisManager
 from socketio.asyncio_pubsub_manager import AsyncPubSubManager
 
-from bot.channels import DEFAULT_REDIS_CHANNEL, RedisSocketIOInput
+from bot.channels import DEFAULT_REDIS_CHANNEL, RedisSocketIOInput, replies_to
+from bot.lock_store import QuickInMemoryLockStore
 
 CREDENTIALS = {
     "user_message_evt": "user_uttered",
@@ -55,3 +66,206 @@ def test_with_a_redis_url_rooms_are_shared_through_redis(monkeypatch):
     assert (manager.redis_url, manager.channel) == ("redis://127.0.0.1:6379/3", DEFAULT_REDIS_CHANNEL)
     # The output channel the HTTP API uses emits through the same server.
     assert channel.get_output_channel().sio is channel.sio
+
+
+# --- message ids and resends ---------------------------------------------
+
+SESSION = "session-1"
+MESSAGE_ID = "0123456789abcdef0123456789abcdef"
+
+
+class FakeProcessor:
+    """Answers like Rasa's processor: the user event and a reply, saved at the end."""
+
+    def __init__(self, tracker_store, hold=None):
+        self.tracker_store = tracker_store
+        self.handled = []
+        self.hold = hold  # an asyncio.Event the answer waits for, if given
+
+    async def handle_message(self, message):
+        self.handled.append(message)
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text, message_id=message.message_id))
+        if self.hold is not None:
+            await self.hold.wait()
+        reply = BotUttered(f"answer to {message.text}")
+        await message.output_channel.send_response(message.sender_id, reply.message())
+        tracker.update(reply)
+        tracker.update(ActionExecuted("action_listen"))
+        await self.tracker_store.save(tracker)
+
+
+class CountingRetrievals:
+    """The agent's tracker store as the channel sees it, counting the channel's retrievals."""
+
+    def __init__(self, store):
+        self.store = store
+        self.retrievals = 0
+
+    async def retrieve(self, sender_id):
+        self.retrievals += 1
+        return await self.store.retrieve(sender_id)
+
+
+class Rig:
+    """The channel with its blueprint built, a fake agent and a recorder for what goes to sockets."""
+
+    def __init__(self, monkeypatch, hold=None):
+        monkeypatch.delenv("SOCKETIO_REDIS_URL", raising=False)
+        self.channel = RedisSocketIOInput.from_credentials(CREDENTIALS)
+        self.tracker_store = InMemoryTrackerStore(Domain.empty())
+        self.processor = FakeProcessor(self.tracker_store, hold)
+        self.agent = SimpleNamespace(
+            lock_store=QuickInMemoryLockStore(),
+            tracker_store=CountingRetrievals(self.tracker_store),
+            processor=self.processor,
+            is_ready=lambda: True,
+        )
+        self.passed_on = []  # what the channel handed to Rasa's Agent.handle_message
+
+        async def on_new_message(message):
+            self.passed_on.append(message)
+            async with self.agent.lock_store.lock(message.sender_id):
+                await self.processor.handle_message(message)
+
+        self.channel.blueprint(on_new_message)
+        self.channel.app = SimpleNamespace(ctx=SimpleNamespace(agent=self.agent))
+        self.emitted = []
+
+        async def emit(event, data=None, room=None, **kwargs):
+            self.emitted.append((event, data, room))
+
+        self.channel.sio.emit = emit
+        # The handler socket.io calls for `user_uttered`.
+        self.handler = self.channel.sio.handlers["/"]["user_uttered"]
+
+    def send(self, text, **fields):
+        payload = {"message": text, "session_id": SESSION, "customData": {"channel": "web_widget"}, **fields}
+        asyncio.run(self.handler("sid-1", payload))
+
+    async def user_events(self):
+        tracker = await self.tracker_store.retrieve(SESSION)
+        return [(e.text, e.message_id) for e in tracker.events if isinstance(e, UserUttered)]
+
+
+def test_the_clients_message_id_reaches_rasa_with_the_message(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    rig.send("where is my order", message_id=MESSAGE_ID)
+
+    [message] = rig.passed_on
+    assert (message.text, message.sender_id, message.message_id) == ("where is my order", SESSION, MESSAGE_ID)
+    assert message.metadata == {"channel": "web_widget"} and message.input_channel == "socketio"
+    assert asyncio.run(rig.user_events()) == [("where is my order", MESSAGE_ID)]
+
+
+def test_a_message_id_that_is_not_an_id_is_replaced_by_rasas_own(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    rig.send("hi", message_id="<script>")
+    rig.send("hello", message_id=12345678)
+
+    ids = [message.message_id for message in rig.passed_on]
+    assert all(len(i) == 32 and i not in ("<script>", "12345678") for i in ids) and ids[0] != ids[1]
+
+
+def test_a_message_sent_the_first_time_reads_no_tracker_in_the_channel(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    rig.send("hi", message_id=MESSAGE_ID)
+
+    assert rig.agent.tracker_store.retrievals == 0
+    assert len(rig.processor.handled) == 1
+
+
+def test_a_resend_of_a_message_already_answered_is_not_processed_again_and_its_answer_is_replayed(monkeypatch):
+    rig = Rig(monkeypatch)
+    rig.send("where is my order", message_id=MESSAGE_ID)
+    rig.emitted.clear()
+
+    rig.send("where is my order", message_id=MESSAGE_ID, resend=True)
+
+    assert len(rig.processor.handled) == 1
+    assert asyncio.run(rig.user_events()) == [("where is my order", MESSAGE_ID)]
+    assert rig.emitted == [
+        ("bot_uttered", {"text": "answer to where is my order", "replay_of": MESSAGE_ID}, SESSION),
+    ]
+
+
+def test_a_resend_of_a_message_never_processed_is_processed_once_normally(monkeypatch):
+    rig = Rig(monkeypatch)
+    rig.send("hi", message_id="a" * 32)
+
+    rig.send("where is my order", message_id=MESSAGE_ID, resend=True)
+
+    assert [m.message_id for m in rig.processor.handled] == ["a" * 32, MESSAGE_ID]
+    assert asyncio.run(rig.user_events()) == [("hi", "a" * 32), ("where is my order", MESSAGE_ID)]
+    # The answer is an ordinary one, not a replay.
+    assert rig.emitted[-1] == ("bot_uttered", {"text": "answer to where is my order"}, SESSION)
+
+
+def test_a_resend_arriving_while_the_first_copy_is_answered_waits_for_it_and_is_not_processed(monkeypatch):
+    rig = Rig(monkeypatch, hold=asyncio.Event())
+
+    async def scenario():
+        first = asyncio.create_task(rig.handler("sid-1", {"message": "hi", "session_id": SESSION, "message_id": MESSAGE_ID}))
+        await asyncio.sleep(0.05)  # the first copy holds the lock, its answer not saved yet
+        resend = asyncio.create_task(
+            rig.handler("sid-2", {"message": "hi", "session_id": SESSION, "message_id": MESSAGE_ID, "resend": True})
+        )
+        await asyncio.sleep(0.1)
+        waited = not resend.done()  # for the conversation's lock
+        rig.processor.hold.set()
+        await asyncio.gather(first, resend)
+        return waited
+
+    assert asyncio.run(scenario())
+    assert len(rig.processor.handled) == 1
+    assert [data for _, data, _ in rig.emitted] == [
+        {"text": "answer to hi"},
+        {"text": "answer to hi", "replay_of": MESSAGE_ID},
+    ]
+
+
+def test_a_resend_without_a_message_id_is_processed_like_any_message(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    rig.send("hi", resend=True)
+    rig.send("hi", resend=True)
+
+    assert len(rig.processor.handled) == 2 and rig.agent.tracker_store.retrievals == 0
+
+
+def test_the_replies_to_a_message_are_the_bot_messages_up_to_the_customers_next_one():
+    events = [
+        UserUttered("hi", message_id="m1"),
+        BotUttered("hello"),
+        UserUttered("order?", message_id="m2"),
+        ActionExecuted("utter_order"),
+        BotUttered("It ships today."),
+        BotUttered("Anything else?"),
+        ActionExecuted("action_listen"),
+        UserUttered("no", message_id="m3"),
+        BotUttered("Bye"),
+    ]
+
+    assert [e.text for e in replies_to(events, "m2")] == ["It ships today.", "Anything else?"]
+    assert replies_to(events, "m4") is None
+    assert replies_to(events[:3], "m2") == []  # processed, nothing said (e.g. a paused conversation)
+
+
+def test_a_replayed_agent_reply_is_marked_too(monkeypatch):
+    rig = Rig(monkeypatch)
+    agent_reply = BotUttered(None, {"custom": {"data": {"text": "Sam here", "agent_name": "Sam"}}}, {"handoff_agent": "Sam"})
+
+    async def scenario():
+        tracker = await rig.tracker_store.get_or_create_tracker(SESSION)
+        tracker.update(UserUttered("a person please", message_id=MESSAGE_ID))
+        tracker.update(agent_reply)
+        await rig.tracker_store.save(tracker)
+        await rig.handler("sid-1", {"message": "a person please", "session_id": SESSION, "message_id": MESSAGE_ID, "resend": True})
+
+    asyncio.run(scenario())
+
+    assert rig.processor.handled == []
+    assert rig.emitted == [("bot_uttered", {"text": "Sam here", "agent_name": "Sam", "replay_of": MESSAGE_ID}, SESSION)]

@@ -207,6 +207,65 @@ def test_a_rasa_instance_killed_is_started_again_and_customers_carry_on(scaled):
                         params={"token": scaled.rasa_token}).ok
 
 
+def action_server_pids(scaled) -> list[int]:
+    pids = []
+    for pid in descendants(scaled.process.pid):
+        command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        if "rasa run actions" in command and "respawn.sh" not in command:
+            pids.append(pid)
+    assert len(pids) == 2, pids
+    return pids
+
+
+def wait_for_rasa(scaled, port: int, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/status", timeout=5, params={"token": scaled.rasa_token}).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+
+
+def test_a_message_in_flight_when_its_rasa_instance_dies_is_answered_once_after_the_widgets_resend(scaled):
+    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
+    message = {"message": "hi", "session_id": session_id, "message_id": message_id,
+               "customData": {"email": "ada@example.com"}}
+    victim_port = scaled.rasa2_port
+    victim = rasa_pid(scaled, victim_port)
+    on_victim = WidgetClient(f"http://127.0.0.1:{victim_port}", session_id)
+    # Hold the greeting in flight: its custom action waits for a stopped action server.
+    stopped = action_server_pids(scaled)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        on_victim.sio.emit("user_uttered", message)
+        time.sleep(3)
+        os.kill(victim, signal.SIGKILL)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    lost = on_victim.replies_until_quiet(first_timeout=2, quiet=1)
+    # The widget reconnects through the balancer (to the instance still up) and sends the message again.
+    reconnected = WidgetClient(scaled.lb_url, session_id)
+    try:
+        reconnected.sio.emit("user_uttered", {**message, "resend": True})
+        # The dead instance's ticket holds the conversation's lock until it expires (Rasa's 60 s).
+        answer = reconnected.replies_until_quiet(first_timeout=90)
+    finally:
+        reconnected.close()
+        threading.Thread(target=on_victim.close, daemon=True).start()
+    tracker = requests.get(f"{scaled.rasa_instance_urls[0]}/conversations/{session_id}/tracker",
+                           params={"token": scaled.rasa_token}, timeout=10).json()
+    wait_for_rasa(scaled, victim_port)  # respawn.sh brings it back for the next tests
+
+    assert lost == []
+    assert answer and answer[0]["text"].startswith("Hi Ada") and "replay_of" not in answer[0]
+    assert [(e["text"], e["message_id"]) for e in tracker["events"] if e.get("event") == "user"] == [("hi", message_id)]
+    assert "respawn: rasa2 exited with status 137" in scaled.log()
+
+
 def test_crm_init_db_run_concurrently_against_the_running_stack_is_harmless(scaled):
     runs = [
         subprocess.Popen(

@@ -6,6 +6,7 @@ Screenshots of the open panel are saved as /tmp/widget-*.png.
 """
 
 import json
+import time
 import uuid
 
 import pytest
@@ -309,6 +310,47 @@ def test_when_rasa_goes_away_and_comes_back_nothing_is_lost_or_doubled(stack, ne
         page.wait_for_timeout(1500)
         assert user_texts(stack, sid).count(SHIPPING_QUESTION) == 1
         assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 1
+    finally:
+        proxy.close()
+        shop.close()
+
+
+def test_a_reply_lost_with_its_connection_is_shown_once_after_the_reconnect(stack, new_page):
+    """Issue 11: Rasa answered, but the answer went down with the socket. The
+    widget sends the message again on reconnecting; Rasa does not process it
+    twice and replays its answer, which the widget shows once."""
+    proxy = CuttableProxy(stack.rasa_port)
+    shop = HostPage(
+        "<!doctype html><html lang=en><head><title>Any shop</title></head><body><h1>Any shop</h1>"
+        f'<script src="{stack.crm_url}/widget.js" data-server="http://127.0.0.1:{proxy.port}"'
+        ' data-title="Any shop" defer></script></body></html>'
+    )
+    page = new_page()
+    try:
+        page.goto(shop.url)
+        page.wait_for_function("() => window.HelpdeskChat !== undefined")
+        open_chat(page)
+        sid = session_id(page)
+
+        proxy.mute()
+        page.locator(INPUT).fill(SHIPPING_QUESTION)
+        page.locator(INPUT).press("Enter")
+        deadline = time.monotonic() + 30
+        while SHIPPING_QUESTION not in user_texts(stack, sid) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        time.sleep(1)  # the answer is on its way to a muted socket
+        assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 0
+        proxy.cut()
+        expect(page.locator(BANNER)).to_be_visible(timeout=10_000)
+        proxy.restore()
+
+        expect(page.locator(BOT_BUBBLES).last).to_contain_text("working days", timeout=REPLY_TIMEOUT_MS)
+        expect(page.locator(BANNER)).to_be_hidden()
+        page.wait_for_timeout(3000)  # a duplicate would have arrived by now
+        assert user_texts(stack, sid).count(SHIPPING_QUESTION) == 1
+        assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 1
+        assert sum(t.endswith(SHIPPING_QUESTION) for t in page.locator(CUSTOMER_BUBBLES).all_inner_texts()) == 1
+        assert page.errors == []
     finally:
         proxy.close()
         shop.close()

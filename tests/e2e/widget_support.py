@@ -93,13 +93,16 @@ def push_bot_event(stack, session_id: str, event: dict) -> None:
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to a target port. `cut()` drops every open
-    connection and refuses new ones (as a stopped Rasa does) until `restore()`."""
+    connection and refuses new ones (as a stopped Rasa does) until `restore()`.
+    `mute()` throws away what the server sends on the open connections (a
+    reply lost on a connection about to break); cut them afterwards."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.accepting = True
+        self.muted = False
         self.connections: list[socket.socket] = []
         self.lock = threading.Lock()
         self.closed = False
@@ -122,14 +125,14 @@ class CuttableProxy:
             upstream.settimeout(None)
             with self.lock:
                 self.connections += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, mutable in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(source, sink, mutable), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, mutable: bool) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not (mutable and self.muted):
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -150,7 +153,11 @@ class CuttableProxy:
             except OSError:
                 pass
 
+    def mute(self) -> None:
+        self.muted = True
+
     def restore(self) -> None:
+        self.muted = False
         self.accepting = True
 
     def close(self) -> None:

@@ -6,8 +6,21 @@
 // sockets in the session's room every reply would arrive once per tab and be
 // stored once per tab. The other tabs put what the customer types into the
 // shared store, and the connected tab sends it.
+//
+// No message lost (issue 11): each message goes out with its store id as
+// `message_id`. One that has had no `bot_uttered` since it was sent goes out
+// again, once, with `resend: true` — when the socket is confirmed again (a
+// reconnect, possibly to another Rasa instance, or a reload or another tab
+// taking over) and when no reply has come for RESEND_AFTER_MS. Rasa does not
+// process a copy of a message it already has; it replays that answer with
+// `replay_of: <message_id>` (bot/channels.py), shown only if nothing has
+// answered the message meanwhile, so a slow reply is never shown twice.
 
 import { io } from "socket.io-client";
+import { RESEND_AFTER_MS } from "./store.js";
+
+// How often the connected tab looks for messages left unanswered too long.
+const RESEND_CHECK_MS = 5000;
 
 /** Normalises a `bot_uttered` payload into a transcript message, or null. */
 export function incomingMessage(data) {
@@ -42,8 +55,9 @@ export class Connection {
    * @param store    the ConversationStore
    * @param hooks    {onStatus(status), onIncoming(message), isPanelOpen()}
    */
-  constructor(config, store, hooks, win = window) {
+  constructor(config, store, hooks, win = window, openSocket = io) {
     this.config = config;
+    this.openSocket = openSocket;
     this.store = store;
     this.hooks = hooks;
     this.win = win;
@@ -51,6 +65,7 @@ export class Connection {
     this.confirmed = false;
     this.status = "idle";
     this.started = false;
+    this.via = null;
   }
 
   /** Starts taking part: becomes the connected tab now or when the current one goes. */
@@ -74,7 +89,7 @@ export class Connection {
 
   connect() {
     const { server, socketPath } = this.config;
-    const socket = io(server, {
+    const socket = this.openSocket(server, {
       path: socketPath,
       transports: ["websocket", "polling"],
       tryAllTransports: true,
@@ -90,13 +105,26 @@ export class Connection {
     });
     socket.on("session_confirm", () => {
       this.confirmed = true;
+      // Which connection a message went out on: one sent on an earlier one
+      // (this tab's or another's) and still unanswered is sent again now.
+      this.via = Math.random().toString(36).slice(2);
+      this.resendUnanswered({ exceptVia: this.via });
+      // Then what is queued (setStatus lets the store's listeners flush): in order.
       this.setStatus("online");
       this.flush();
     });
     socket.on("bot_uttered", (data) => {
+      const replayOf = typeof data?.replay_of === "string" ? data.replay_of : null;
+      if (replayOf) {
+        // Rasa's answer to a message it had processed before its resend came.
+        if (!this.store.awaitsReplay(replayOf)) return;
+      } else {
+        this.store.markAnswered();
+      }
       const message = incomingMessage(data);
       if (message) this.hooks.onIncoming(message);
     });
+    this.win.setInterval(() => this.resendUnanswered({ minAge: RESEND_AFTER_MS }), RESEND_CHECK_MS);
     socket.on("disconnect", (reason) => {
       this.confirmed = false;
       this.setStatus(this.win.navigator.onLine === false ? "offline" : "connecting");
@@ -124,20 +152,43 @@ export class Connection {
     });
   }
 
+  get canSend() {
+    return this.confirmed && this.socket?.connected && this.win.navigator.onLine !== false;
+  }
+
   /** Sends every queued message, once, in order. */
   flush() {
-    if (!this.confirmed || !this.socket?.connected || this.win.navigator.onLine === false) return;
+    if (!this.canSend || this.resending) return;
     // takeQueued marks them sent before they go out: a message is never sent
-    // twice, even if this tab dies half-way through.
-    for (const message of this.store.takeQueued()) {
-      const customData = { channel: "web_widget" };
-      if (this.config.customerEmail) customData.email = this.config.customerEmail;
-      this.socket.emit("user_uttered", {
-        message: message.payload || message.text,
-        session_id: this.store.sessionId,
-        customData,
-      });
+    // twice from here, even if this tab dies half-way through.
+    for (const message of this.store.takeQueued(this.via)) this.emitMessage(message, false);
+  }
+
+  /** Sends again, once, each sent message still unanswered (store.takeUnanswered's `which`). */
+  resendUnanswered(which) {
+    if (!this.canSend) return;
+    // Marked resent before they go out, as in flush(); the store's listeners
+    // must not flush newer messages out ahead of them meanwhile.
+    this.resending = true;
+    try {
+      for (const message of this.store.takeUnanswered(which)) this.emitMessage(message, true);
+    } finally {
+      this.resending = false;
     }
+    this.flush();
+  }
+
+  emitMessage(message, resend) {
+    const customData = { channel: "web_widget" };
+    if (this.config.customerEmail) customData.email = this.config.customerEmail;
+    const payload = {
+      message: message.payload || message.text,
+      message_id: message.id,
+      session_id: this.store.sessionId,
+      customData,
+    };
+    if (resend) payload.resend = true;
+    this.socket.emit("user_uttered", payload);
   }
 
   setStatus(status) {

@@ -2,6 +2,12 @@
 // and the customer's messages still waiting for a connection, kept in
 // localStorage so a reload or a new tab continues the same conversation.
 //
+// Every customer message has an id of its own (`id`), sent to Rasa as its
+// `message_id`. A sent message is `awaiting` until a reply comes; one still
+// awaiting after a reconnect or RESEND_AFTER_MS is sent again once
+// (`resentAt`), and Rasa answers the copy of a message it already processed
+// by replaying that answer (bot/channels.py, docs/widget.md).
+//
 // Tabs share one record; each change is a read-modify-write of it, and the
 // other tabs learn about it from the `storage` event.
 
@@ -10,6 +16,11 @@ const MAX_MESSAGES = 200;
 // stays silent): stop showing the typing indicator.
 export const TYPING_TIMEOUT_MS = 20000;
 const DUPLICATE_WINDOW_MS = 3000;
+// No reply this long after sending, while connected: send it again, once.
+export const RESEND_AFTER_MS = 20000;
+// A message older than this is not sent again, even unanswered: the customer
+// has moved on (or a person has the conversation and answers when they can).
+export const RESEND_WITHIN_MS = 10 * 60 * 1000;
 
 function randomId() {
   const bytes = new Uint8Array(16);
@@ -143,8 +154,8 @@ export class ConversationStore {
     });
   }
 
-  /** Marks every queued message as sent and returns them, oldest first. */
-  takeQueued() {
+  /** Marks every queued message as sent (on connection `via`) and returns them, oldest first. */
+  takeQueued(via = null) {
     const isQueued = (m) => m.from === "customer" && m.status === "queued";
     if (!this.read().messages.some(isQueued)) return [];
     return this.update((state) => {
@@ -153,8 +164,45 @@ export class ConversationStore {
       for (const message of queued) {
         message.status = "sent";
         message.sentAt = now;
+        message.sentVia = via;
+        message.awaiting = true;
       }
       return queued;
+    });
+  }
+
+  /** A reply came: nothing sent so far is waiting any more. */
+  markAnswered() {
+    if (!this.read().messages.some((m) => m.awaiting)) return;
+    this.update((state) => {
+      for (const message of state.messages) delete message.awaiting;
+    });
+  }
+
+  /** Whether a replayed answer to message `id` is news: it was resent and no reply has come since it was sent. */
+  awaitsReplay(id) {
+    return this.read().messages.some((m) => m.id === id && m.awaiting && m.resentAt);
+  }
+
+  /**
+   * Marks the sent messages still awaiting a reply — sent at least `minAge` ms
+   * ago, on another connection than `exceptVia` if given, within
+   * RESEND_WITHIN_MS, not resent yet — as resent and returns them, oldest
+   * first: each is sent again once at most.
+   */
+  takeUnanswered({ minAge = 0, exceptVia = null } = {}, now = Date.now()) {
+    const isDue = (m) =>
+      m.from === "customer" &&
+      m.awaiting &&
+      !m.resentAt &&
+      now - m.sentAt >= minAge &&
+      now - m.sentAt < RESEND_WITHIN_MS &&
+      (exceptVia === null || m.sentVia !== exceptVia);
+    if (!this.read().messages.some(isDue)) return [];
+    return this.update((state) => {
+      const due = state.messages.filter(isDue);
+      for (const message of due) message.resentAt = now;
+      return due;
     });
   }
 
@@ -167,10 +215,11 @@ export class ConversationStore {
     if (this.state.unread) this.update((state) => (state.unread = 0));
   }
 
-  /** True while the last thing said is the customer's, sent and not answered yet. */
+  /** True while the last thing said is the customer's, sent (or resent) and not answered yet. */
   awaitingReply(now = Date.now()) {
     const last = this.state.messages[this.state.messages.length - 1];
-    return Boolean(last && last.from === "customer" && last.status === "sent" && now - last.sentAt < TYPING_TIMEOUT_MS);
+    const since = last?.resentAt || last?.sentAt;
+    return Boolean(last && last.from === "customer" && last.status === "sent" && now - since < TYPING_TIMEOUT_MS);
   }
 
   hasConversation() {
