@@ -46,6 +46,8 @@ help:
 	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
 	@echo "           and the need classifier if data/needs/train.csv or its code changed"
 	@echo "make bench-tools  install wrk, the load generator of bench/crm_api.py"
+	@echo "make images build the container images helpdesk-crm and helpdesk-bot for deploy/k8s (needs a Docker engine;"
+	@echo "           IMAGE_PREFIX=registry/path/ IMAGE_TAG=1.2.3, docs/operations.md \"Images\")"
 	@echo "make clean  remove environments, trained models and var/"
 
 setup: $(BOT_STAMP) $(BACKEND_STAMP) $(WIDGET_BUNDLE) $(DASHBOARD_BUNDLE)
@@ -82,6 +84,18 @@ bench-tools: $(WRK)
 $(WRK):
 	@echo "Installing Debian's wrk, the CRM API benchmark's load generator (needs root)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends wrk
+
+# The container images of deploy/k8s/ (docs/operations.md "Images"): both
+# train their model while building, from the repository root as context. Not
+# part of make run or make test: it needs a running Docker engine.
+IMAGE_PREFIX ?=
+IMAGE_TAG ?= latest
+IMAGE_PLATFORM ?= linux/amd64
+.PHONY: images
+images:
+	@docker info >/dev/null 2>&1 || { echo "error: make images needs a running Docker engine and none answers (\`docker info\` failed); run it where one runs." >&2; exit 1; }
+	docker build --platform $(IMAGE_PLATFORM) -f deploy/images/crm.Dockerfile -t $(IMAGE_PREFIX)helpdesk-crm:$(IMAGE_TAG) .
+	docker build --platform $(IMAGE_PLATFORM) -f deploy/images/bot.Dockerfile -t $(IMAGE_PREFIX)helpdesk-bot:$(IMAGE_TAG) .
 
 # Only the binary is used: run-scaled starts its own nginx with a rendered
 # configuration (deploy/nginx.conf.template); the system service is not needed.
