@@ -108,14 +108,16 @@ def _run_conversations(store, names, steps):
     return most_inside[0], finished
 
 
+# Six conversations, the first two slow, the others quick: without a limit
+# the quick ones all finish first; with one they wait for a slot, in order.
+NAMES = [f"c{number}" for number in range(6)]
+STEPS = {name: (20 if name in ("c0", "c1") else 1) for name in NAMES}
+
+
 def test_at_most_max_concurrent_conversations_work_at_once_and_the_rest_go_in_arrival_order():
     store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=2))
-    names = [f"c{number}" for number in range(6)]
-    # The first two are slow, the others quick: without the limit the quick
-    # ones would all finish first; with it they wait for a slot, in order.
-    steps = {name: (20 if name in ("c0", "c1") else 1) for name in names}
 
-    most_inside, finished = _run_conversations(store, names, steps)
+    most_inside, finished = _run_conversations(store, NAMES, STEPS)
 
     assert most_inside == 2
     assert finished == ["c0", "c1", "c2", "c3", "c4", "c5"]
@@ -125,10 +127,8 @@ def test_at_most_max_concurrent_conversations_work_at_once_and_the_rest_go_in_ar
 
 def test_zero_means_no_limit():
     store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=0))
-    names = [f"c{number}" for number in range(6)]
-    steps = {name: (20 if name in ("c0", "c1") else 1) for name in names}
 
-    most_inside, finished = _run_conversations(store, names, steps)
+    most_inside, finished = _run_conversations(store, NAMES, STEPS)
 
     assert most_inside == 6
     assert finished[:4] == ["c2", "c3", "c4", "c5"]

@@ -282,21 +282,31 @@ def test_a_message_typed_offline_is_sent_once_when_the_connection_is_back(stack,
     assert sum("working days" in t for t in page.locator(BOT_BUBBLES).all_inner_texts()) == 1
 
 
-def test_when_rasa_goes_away_and_comes_back_nothing_is_lost_or_doubled(stack, new_page):
-    """The widget reaches Rasa through a proxy that drops every connection and
-    refuses new ones, as a stopped Rasa does, then lets them through again."""
-    proxy = CuttableProxy(stack.rasa_port)
-    shop = HostPage(
+def shop_behind(stack, proxy) -> HostPage:
+    """A shop page whose widget reaches Rasa through ``proxy``."""
+    return HostPage(
         "<!doctype html><html lang=en><head><title>Any shop</title></head><body><h1>Any shop</h1>"
         f'<script src="{stack.crm_url}/widget.js" data-server="http://127.0.0.1:{proxy.port}"'
         ' data-title="Any shop" defer></script></body></html>'
     )
+
+
+def open_shop_chat(page, shop: HostPage) -> str:
+    """Opens ``shop`` and its chat; the widget's session id."""
+    page.goto(shop.url)
+    page.wait_for_function("() => window.HelpdeskChat !== undefined")
+    open_chat(page)
+    return session_id(page)
+
+
+def test_when_rasa_goes_away_and_comes_back_nothing_is_lost_or_doubled(stack, new_page):
+    """The widget reaches Rasa through a proxy that drops every connection and
+    refuses new ones, as a stopped Rasa does, then lets them through again."""
+    proxy = CuttableProxy(stack.rasa_port)
+    shop = shop_behind(stack, proxy)
     page = new_page()
     try:
-        page.goto(shop.url)
-        page.wait_for_function("() => window.HelpdeskChat !== undefined")
-        open_chat(page)
-        sid = session_id(page)
+        sid = open_shop_chat(page, shop)
 
         proxy.cut()
         expect(page.locator(BANNER)).to_be_visible(timeout=10_000)
@@ -320,17 +330,10 @@ def test_a_reply_lost_with_its_connection_is_shown_once_after_the_reconnect(stac
     widget sends the message again on reconnecting; Rasa does not process it
     twice and replays its answer, which the widget shows once."""
     proxy = CuttableProxy(stack.rasa_port)
-    shop = HostPage(
-        "<!doctype html><html lang=en><head><title>Any shop</title></head><body><h1>Any shop</h1>"
-        f'<script src="{stack.crm_url}/widget.js" data-server="http://127.0.0.1:{proxy.port}"'
-        ' data-title="Any shop" defer></script></body></html>'
-    )
+    shop = shop_behind(stack, proxy)
     page = new_page()
     try:
-        page.goto(shop.url)
-        page.wait_for_function("() => window.HelpdeskChat !== undefined")
-        open_chat(page)
-        sid = session_id(page)
+        sid = open_shop_chat(page, shop)
 
         proxy.mute()
         page.locator(INPUT).fill(SHIPPING_QUESTION)
