@@ -15,7 +15,6 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.test_handoff import replies_until_quiet
 from tests.e2e.test_socketio import WidgetClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +81,7 @@ def test_an_agent_takes_a_conversation_from_the_live_queue_to_the_score_question
                 "customData": {"email": "ada@example.com"},
             },
         )
-        assert "A person will reply right here" in " ".join(m.get("text", "") for m in replies_until_quiet(customer))
+        assert "A person will reply right here" in " ".join(m.get("text", "") for m in customer.replies_until_quiet())
         handoff = handoff_of(stack, api, session_id)
 
         # The request appears in the queue by itself.
@@ -114,7 +113,7 @@ def test_an_agent_takes_a_conversation_from_the_live_queue_to_the_score_question
 
         page.get_by_role("button", name="Resolve").click()
         expect(page.locator("#status-badge")).to_have_text("Resolved")
-        back = replies_until_quiet(customer)
+        back = customer.replies_until_quiet()
         assert "Demo Agent" in back[0]["text"]
         assert "1 (poor) to 5 (excellent)" in back[-1]["text"]
         expect(page.locator(f'.queue-item[data-handoff-id="{handoff["id"]}"]')).to_have_count(0, timeout=LIVE_MS)

@@ -2,7 +2,6 @@
 bot goes silent, the agent's reply reaches the customer's socket, resolving
 brings the bot back to ask for a score, and the score lands in the CRM."""
 
-import queue
 import time
 import uuid
 
@@ -18,18 +17,6 @@ def console(stack):
     """Headers of an integration acting for agents (as the console will)."""
     key = stack.api_key("e2e-console", "handoffs:read", "handoffs:write", "feedback:read")
     return {"Authorization": f"Bearer {key}"}
-
-
-def replies_until_quiet(client: WidgetClient, first_timeout: float = 30, quiet: float = 3) -> list[dict]:
-    """Every bot message until the bot has been silent for ``quiet`` seconds."""
-    messages = []
-    timeout = first_timeout
-    while True:
-        try:
-            messages.append(client.replies.get(timeout=timeout))
-        except queue.Empty:
-            return messages
-        timeout = quiet
 
 
 def handoffs_of(stack, console, conversation_id: str) -> list[dict]:
@@ -53,7 +40,7 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
                 "customData": {"email": "ada@example.com"},
             },
         )
-        queued_reply = " ".join(m.get("text", "") for m in replies_until_quiet(client))
+        queued_reply = " ".join(m.get("text", "") for m in client.replies_until_quiet())
         assert "A person will reply right here" in queued_reply
 
         [handoff] = handoffs_of(stack, console, session_id)
@@ -70,7 +57,7 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
 
         # While a person has the conversation the bot says nothing...
         client.sio.emit("user_uttered", {"message": "hello? are you there?", "session_id": session_id})
-        assert replies_until_quiet(client, first_timeout=4) == []
+        assert client.replies_until_quiet(first_timeout=4) == []
         tracker = requests.get(
             f"{stack.rasa_url}/conversations/{session_id}/tracker", params={"token": stack.rasa_token}, timeout=10
         ).json()
@@ -107,16 +94,16 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
             f"{api}/handoffs/{handoff['id']}/resolve", json={"agent_email": "agent@example.com"}, headers=console, timeout=15
         )
         assert resolved.status_code == 200, resolved.text
-        back = replies_until_quiet(client)
+        back = client.replies_until_quiet()
         assert "Demo Agent" in back[0]["text"]
         score_question = back[-1]
         assert "1 (poor) to 5 (excellent)" in score_question["text"]
         assert [b["title"] for b in score_question["quick_replies"]][:5] == ["1", "2", "3", "4", "5"]
 
         client.sio.emit("user_uttered", {"message": '/inform{"feedback_score":"5"}', "session_id": session_id})
-        assert "anything you'd like to tell us" in replies_until_quiet(client)[-1]["text"]
+        assert "anything you'd like to tell us" in client.replies_until_quiet()[-1]["text"]
         client.sio.emit("user_uttered", {"message": "Quick and kind, thank you", "session_id": session_id})
-        assert "Thanks for your feedback" in replies_until_quiet(client)[-1]["text"]
+        assert "Thanks for your feedback" in client.replies_until_quiet()[-1]["text"]
         # The whole conversation after the handoff, in order, from both sides.
         detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
         assert [(m["sender"], m["text"]) for m in detail["messages"]] == [

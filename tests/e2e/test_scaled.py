@@ -24,7 +24,6 @@ from sqlalchemy import create_engine, text
 from crm_backend.rasa import RasaClient
 from tests.e2e.scaled_stack import REPO, ScaledStack, missing_services
 from tests.e2e.stack import alive, descendants, port_is_open
-from tests.e2e.test_handoff import replies_until_quiet
 from tests.e2e.test_socketio import WidgetClient
 
 MISSING = missing_services()
@@ -118,7 +117,7 @@ def test_a_handoff_through_the_load_balancer_reaches_the_crm_through_rabbitmq(sc
                 "customData": {"email": "ada@example.com"},
             },
         )
-        assert "A person will reply right here" in " ".join(m.get("text", "") for m in replies_until_quiet(client))
+        assert "A person will reply right here" in " ".join(m.get("text", "") for m in client.replies_until_quiet())
         [handoff] = requests.get(
             f"{api}/handoffs", params={"conversation_id": session_id}, headers=console, timeout=10
         ).json()["items"]
