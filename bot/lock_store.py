@@ -69,7 +69,9 @@ class ArrivalOrderSlots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
-        self._waiters: List[Tuple[int, asyncio.Future]] = []  # a heap by ticket
+        # A heap by ticket; a cancelled waiter stays in it until popped.
+        self._waiters: List[Tuple[int, asyncio.Future]] = []
+        self._live = 0  # waiters in the heap that still wait (neither served nor cancelled)
         self._tickets = itertools.count()
 
     def ticket(self) -> int:
@@ -77,7 +79,7 @@ class ArrivalOrderSlots:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for _, waiter in self._waiters if not waiter.done())
+        return self._live
 
     async def acquire(self, ticket: int) -> None:
         if self.limit <= 0:
@@ -87,12 +89,15 @@ class ArrivalOrderSlots:
             return
         waiter = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (ticket, waiter))
+        self._live += 1
         try:
             await waiter  # release() passes its slot on by setting the result
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # The slot was handed over just as this waiter was cancelled.
                 self.release()
+            else:
+                self._live -= 1  # cancelled while waiting; release() skips its entry
             raise
 
     def release(self) -> None:
@@ -101,6 +106,7 @@ class ArrivalOrderSlots:
         while self._waiters:
             _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
+                self._live -= 1
                 waiter.set_result(None)  # the slot moves on; ``active`` stays
                 return
         self.active -= 1
