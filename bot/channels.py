@@ -15,10 +15,26 @@ messages that followed it are emitted once more, each marked
 ``replay_of: <message_id>``; the widget shows them only if it has had no
 reply since it sent that message (widget/src/connection.js), so a reply that
 was merely slow is not shown twice. Otherwise the resend is processed like
-any message. A message without ``resend`` costs nothing extra: no tracker is
-read for it here. (A first copy that reaches Rasa only *after* its resend was
-processed would be processed twice; the widget resends only after a
-reconnect or 20 s of silence, and Rasa handles a socket's messages in order.)
+any message, its replies marked ``replay_of`` too. A message without
+``resend`` costs nothing extra: no tracker is read for it here. (A first copy
+that reaches Rasa only *after* its resend was processed would be processed
+twice; the widget resends only after a reconnect or 20 s of silence, and
+Rasa handles a socket's messages in order.)
+
+**Done, not just begun.** A reply can be cut off half-way: Rasa sends each
+bot message as its action runs and saves the tracker only at the end, so an
+instance killed between a reply's first and second message leaves the
+customer with half an answer and no saved turn. A first reply therefore does
+not prove a message was handled. After Rasa has finished (and saved) a
+message that came with a ``message_id``, this channel emits
+``message_handled`` ``{"message_id": ...}`` to the conversation's room;
+before each ``session_confirm`` it tells the client so with
+``session_features`` ``{"message_handled": true}``. A client that knows this
+(the widget, bench/scale_load.py) keeps a message awaiting until it is
+handled and resends it otherwise, however many replies came; it shows, of a
+replayed answer, only the messages after the ones it already has. A stock
+Rasa server sends neither event, and the widget then takes the first reply
+as the answer, as before.
 
 **Rooms in Redis.** Rasa's stock channel keeps its socket.io rooms in the
 process: a reply can only reach a customer whose socket is connected to the
@@ -68,6 +84,11 @@ DEFAULT_REDIS_CHANNEL = "helpdesk-socketio"
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # The key of a replayed bot message that names the message it answered.
 REPLAY_KEY = "replay_of"
+# Emitted to the conversation's room once Rasa has finished with a message.
+HANDLED_EVENT = "message_handled"
+# Emitted to a socket before its `session_confirm`: what this channel does beyond the stock one.
+FEATURES_EVENT = "session_features"
+FEATURES = {HANDLED_EVENT: True}
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -146,6 +167,15 @@ class RedisSocketIOInput(SocketIOInput):
         # Takes the place of the stock handler registered by super().blueprint().
         sio.on(self.user_message_evt, handler=handle_message, namespace=self.namespace)
 
+        stock_session_request = sio.handlers[self.namespace or "/"]["session_request"]
+
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            # Before the confirm: a client sends its queue as soon as it is confirmed.
+            await sio.emit(FEATURES_EVENT, FEATURES, room=sid)
+            await stock_session_request(sid, data)
+
+        sio.on("session_request", handler=session_request, namespace=self.namespace)
+
         async def remember_app(app: Any, _loop: Any) -> None:
             self.app = app
 
@@ -183,6 +213,11 @@ class RedisSocketIOInput(SocketIOInput):
             await self.handle_resend(message, on_new_message)
         else:
             await on_new_message(message)
+        agent = self.agent()
+        if message_id and agent is not None and agent.is_ready():
+            # Only now: had Rasa failed or died on the way, the client would
+            # resend it. (Without a ready agent Rasa ignored the message.)
+            await self.sio.emit(HANDLED_EVENT, {"message_id": message_id}, room=sender_id)
 
     def agent(self) -> Any:
         return getattr(getattr(self.app, "ctx", None), "agent", None)
@@ -198,7 +233,11 @@ class RedisSocketIOInput(SocketIOInput):
             tracker = await agent.tracker_store.retrieve(message.sender_id)
             replies = replies_to(tracker.events if tracker else [], message.message_id)
             if replies is None:
+                # Never saved: perhaps never seen, perhaps cut off half-way
+                # through its answer. Answered now, marked as a replay, of
+                # which the client shows what it does not have yet.
                 logger.debug("Resent message %s is new: processing it.", message.message_id)
+                message.output_channel = ReplayOutput(self.sio, self.bot_message_evt, message.message_id)
                 await agent.processor.handle_message(message)
                 return
         logger.debug("Resent message %s was processed already: replaying %d replies.", message.message_id, len(replies))

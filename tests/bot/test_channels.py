@@ -1,5 +1,6 @@
 """The socket.io channel: Rasa's own, keeping the widget's message ids,
-answering a resent message once, with its rooms in Redis when asked.
+answering a resent message once, saying when a message is handled, with its
+rooms in Redis when asked.
 
 The cross-instance delivery itself (a reply produced on one Rasa instance
 reaching a socket on another) and resends against the real stores are tested
@@ -11,6 +12,8 @@ ones.
 
 import asyncio
 from types import SimpleNamespace
+
+import pytest
 
 from rasa.core.channels.socketio import SocketIOInput
 from rasa.core.tracker_store import InMemoryTrackerStore
@@ -189,19 +192,74 @@ def test_a_resend_of_a_message_already_answered_is_not_processed_again_and_its_a
     assert asyncio.run(rig.user_events()) == [("where is my order", MESSAGE_ID)]
     assert rig.emitted == [
         ("bot_uttered", {"text": "answer to where is my order", "replay_of": MESSAGE_ID}, SESSION),
+        ("message_handled", {"message_id": MESSAGE_ID}, SESSION),
     ]
 
 
-def test_a_resend_of_a_message_never_processed_is_processed_once_normally(monkeypatch):
+def test_a_resend_of_a_message_never_processed_is_processed_once_its_answer_marked_as_a_replay(monkeypatch):
     rig = Rig(monkeypatch)
     rig.send("hi", message_id="a" * 32)
+    rig.emitted.clear()
 
     rig.send("where is my order", message_id=MESSAGE_ID, resend=True)
 
     assert [m.message_id for m in rig.processor.handled] == ["a" * 32, MESSAGE_ID]
     assert asyncio.run(rig.user_events()) == [("hi", "a" * 32), ("where is my order", MESSAGE_ID)]
-    # The answer is an ordinary one, not a replay.
-    assert rig.emitted[-1] == ("bot_uttered", {"text": "answer to where is my order"}, SESSION)
+    # Perhaps its first copy was cut off half-way through the answer: the
+    # widget shows, of the replay, what it does not have yet.
+    assert rig.emitted == [
+        ("bot_uttered", {"text": "answer to where is my order", "replay_of": MESSAGE_ID}, SESSION),
+        ("message_handled", {"message_id": MESSAGE_ID}, SESSION),
+    ]
+
+
+def test_every_message_with_an_id_is_said_to_be_handled_once_rasa_has_finished_with_it(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    rig.send("where is my order", message_id=MESSAGE_ID)
+    rig.send("no id")
+
+    assert rig.emitted == [
+        ("bot_uttered", {"text": "answer to where is my order"}, SESSION),
+        ("message_handled", {"message_id": MESSAGE_ID}, SESSION),
+        ("bot_uttered", {"text": "answer to no id"}, SESSION),
+    ]
+
+
+def test_a_message_rasa_failed_on_is_not_said_to_be_handled(monkeypatch):
+    rig = Rig(monkeypatch)
+
+    async def fails(message):
+        raise RuntimeError("the tracker store is down")
+
+    rig.processor.handle_message = fails
+    with pytest.raises(RuntimeError):
+        rig.send("where is my order", message_id=MESSAGE_ID)
+
+    assert [event for event, _, _ in rig.emitted] == []
+
+
+def test_a_message_rasa_ignored_for_want_of_a_model_is_not_said_to_be_handled(monkeypatch):
+    rig = Rig(monkeypatch)
+    rig.agent.is_ready = lambda: False  # Agent.handle_message ignores messages then
+
+    rig.send("where is my order", message_id=MESSAGE_ID)
+    rig.send("where is my order", message_id=MESSAGE_ID, resend=True)
+
+    assert [event for event, _, _ in rig.emitted if event == "message_handled"] == []
+
+
+def test_each_connection_is_told_of_the_handled_event_before_its_session_is_confirmed(monkeypatch):
+    rig = Rig(monkeypatch)
+    session_request = rig.channel.sio.handlers["/"]["session_request"]
+    rig.channel.sio.enter_room = lambda sid, room, namespace=None: None
+
+    asyncio.run(session_request("sid-1", {"session_id": SESSION}))
+
+    assert rig.emitted == [
+        ("session_features", {"message_handled": True}, "sid-1"),
+        ("session_confirm", SESSION, "sid-1"),
+    ]
 
 
 def test_a_resend_arriving_while_the_first_copy_is_answered_waits_for_it_and_is_not_processed(monkeypatch):
@@ -223,7 +281,9 @@ def test_a_resend_arriving_while_the_first_copy_is_answered_waits_for_it_and_is_
     assert len(rig.processor.handled) == 1
     assert [data for _, data, _ in rig.emitted] == [
         {"text": "answer to hi"},
+        {"message_id": MESSAGE_ID},
         {"text": "answer to hi", "replay_of": MESSAGE_ID},
+        {"message_id": MESSAGE_ID},
     ]
 
 
@@ -268,4 +328,7 @@ def test_a_replayed_agent_reply_is_marked_too(monkeypatch):
     asyncio.run(scenario())
 
     assert rig.processor.handled == []
-    assert rig.emitted == [("bot_uttered", {"text": "Sam here", "agent_name": "Sam", "replay_of": MESSAGE_ID}, SESSION)]
+    assert rig.emitted == [
+        ("bot_uttered", {"text": "Sam here", "agent_name": "Sam", "replay_of": MESSAGE_ID}, SESSION),
+        ("message_handled", {"message_id": MESSAGE_ID}, SESSION),
+    ]

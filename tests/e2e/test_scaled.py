@@ -227,31 +227,46 @@ def wait_for_rasa(scaled, port: int, seconds: float = 240) -> None:
         time.sleep(1)
 
 
-def test_a_message_in_flight_when_its_rasa_instance_dies_is_answered_once_after_the_widgets_resend(scaled):
-    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
-    message = {"message": "hi", "session_id": session_id, "message_id": message_id,
-               "customData": {"email": "ada@example.com"}}
+def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the_widgets_resend(scaled):
+    """A Rasa instance killed half-way through a reply: its first message has
+    reached the customer, the rest and the saved turn have not. The message is
+    not handled, so the widget sends it again through the balancer; the other
+    instance answers it once (after the dead instance's conversation lock
+    expires, Rasa's 60 s), marked as a replay, and says it is handled."""
+    session_id = uuid.uuid4().hex
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    email = {"customData": {"email": "ada@example.com"}}
+    complaint = "my order NW-482913 arrived with a cracked blender jug and it leaks"
     victim_port = scaled.rasa2_port
     victim = rasa_pid(scaled, victim_port)
     on_victim = WidgetClient(f"http://127.0.0.1:{victim_port}", session_id)
-    # Hold the greeting in flight: its custom action waits for a stopped action server.
+    # A ticket made: "thank you" now gets "Glad I could help!" and then the
+    # score question, which a custom action (action_feedback_intro) leads to.
+    for text_, message_id in ((complaint, ids[0]), ("yes", ids[1])):
+        on_victim.send(text_, message_id=message_id, **email)
+        assert on_victim.handled.get(timeout=60) == {"message_id": message_id}
+    made = on_victim.replies_until_quiet(first_timeout=1, quiet=1)
+    assert "TCK-" in " ".join(m.get("text", "") for m in made)
+    # Hold the reply half-way: the custom action waits for a stopped action server.
     stopped = action_server_pids(scaled)
     for pid in stopped:
         os.kill(pid, signal.SIGSTOP)
     try:
-        on_victim.sio.emit("user_uttered", message)
-        time.sleep(3)
+        on_victim.send("thank you", message_id=ids[2], **email)
+        first_part = on_victim.replies.get(timeout=30)
+        time.sleep(1)
         os.kill(victim, signal.SIGKILL)
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
-    lost = on_victim.replies_until_quiet(first_timeout=2, quiet=1)
+    rest = on_victim.replies_until_quiet(first_timeout=2, quiet=1)
     # The widget reconnects through the balancer (to the instance still up) and sends the message again.
     reconnected = WidgetClient(scaled.lb_url, session_id)
     try:
-        reconnected.sio.emit("user_uttered", {**message, "resend": True})
+        reconnected.send("thank you", message_id=ids[2], resend=True, **email)
         # The dead instance's ticket holds the conversation's lock until it expires (Rasa's 60 s).
-        answer = reconnected.replies_until_quiet(first_timeout=90)
+        handled = reconnected.handled.get(timeout=100)
+        answer = reconnected.replies_until_quiet(first_timeout=1, quiet=1)
     finally:
         reconnected.close()
         threading.Thread(target=on_victim.close, daemon=True).start()
@@ -259,9 +274,16 @@ def test_a_message_in_flight_when_its_rasa_instance_dies_is_answered_once_after_
                            params={"token": scaled.rasa_token}, timeout=10).json()
     wait_for_rasa(scaled, victim_port)  # respawn.sh brings it back for the next tests
 
-    assert lost == []
-    assert answer and answer[0]["text"].startswith("Hi Ada") and "replay_of" not in answer[0]
-    assert [(e["text"], e["message_id"]) for e in tracker["events"] if e.get("event") == "user"] == [("hi", message_id)]
+    assert first_part["text"] == "Glad I could help!" and rest == [] and on_victim.handled.empty()
+    assert handled == {"message_id": ids[2]}
+    # Answered afresh (the cut-off turn was never saved), every part marked
+    # as the replay of that message: the widget shows the parts after the first.
+    assert answer and all(m.get("replay_of") == ids[2] for m in answer), answer
+    assert answer[0]["text"] == "Glad I could help!"
+    assert "1 (poor) to 5 (excellent)" in answer[-1]["text"]
+    assert [(e["text"], e["message_id"]) for e in tracker["events"] if e.get("event") == "user"] == [
+        (complaint, ids[0]), ("yes", ids[1]), ("thank you", ids[2]),
+    ]
     assert "respawn: rasa2 exited with status 137" in scaled.log()
 
 

@@ -3,7 +3,7 @@
 Guards the python-socketio==5.8.0 pin: with newer releases Rasa 3.6.21 never
 joins the session's room and replies to a persistent session go nowhere.
 Also the widget's resends (issue 11, bot/channels.py): a message sent again
-with its message_id is answered once.
+with its message_id is answered once, and Rasa says when it has handled one.
 """
 
 import queue
@@ -20,9 +20,13 @@ class WidgetClient:
         self.session_id = session_id
         self.replies: queue.Queue = queue.Queue()
         self.confirmed: queue.Queue = queue.Queue()
+        self.handled: queue.Queue = queue.Queue()  # message_handled events
+        self.arrivals: list[str] = []  # every event's name, in order
         self.sio = socketio.Client(reconnection=False)
-        self.sio.on("bot_uttered", self.replies.put)
-        self.sio.on("session_confirm", self.confirmed.put)
+        self.sio.on("*", lambda event, *_: self.arrivals.append(event))
+        self.sio.on("bot_uttered", lambda data: (self.arrivals.append("bot_uttered"), self.replies.put(data)))
+        self.sio.on("session_confirm", lambda data: (self.arrivals.append("session_confirm"), self.confirmed.put(data)))
+        self.sio.on("message_handled", lambda data: (self.arrivals.append("message_handled"), self.handled.put(data)))
         self.sio.connect(url, transports=["websocket"], socketio_path="socket.io", wait_timeout=10)
         self.sio.emit("session_request", {"session_id": session_id})
         self.confirmed.get(timeout=10)
@@ -139,8 +143,30 @@ def test_a_resent_message_rasa_never_got_is_answered_once(stack):
     finally:
         client.close()
 
-    assert answer and answer[0]["text"].startswith("Hi") and "replay_of" not in answer[0]
+    # Marked as a replay: the widget shows what it does not have yet (all of it here).
+    assert answer and answer[0]["text"].startswith("Hi") and answer[0]["replay_of"] == lost_id
     assert [(e["text"], e["message_id"]) for e in user_events(stack, session_id)] == [("hi", lost_id)]
+
+
+def test_rasa_says_when_it_has_handled_a_message_after_its_last_reply(stack):
+    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
+    client = WidgetClient(stack.rasa_url, session_id)
+    try:
+        client.send("hi", message_id=message_id)
+        handled = client.handled.get(timeout=30)
+        answer = client.replies_until_quiet(first_timeout=1, quiet=1)
+        client.say("how long does shipping take")  # no message_id: nothing to say about it
+        client.replies_until_quiet(first_timeout=1, quiet=1)
+    finally:
+        client.close()
+
+    assert handled == {"message_id": message_id}
+    assert answer and answer[0]["text"].startswith("Hi")
+    # Announced before the session was confirmed; handled only after every reply.
+    assert client.arrivals[:2] == ["session_features", "session_confirm"]
+    assert client.arrivals.count("message_handled") == 1
+    first_turn = client.arrivals[2 : client.arrivals.index("message_handled") + 1]
+    assert first_turn[-1] == "message_handled" and set(first_turn[:-1]) == {"bot_uttered"}
 
 
 def test_a_handoff_request_resent_makes_one_handoff_in_the_crm(stack):

@@ -13,8 +13,13 @@
 // reconnect, possibly to another Rasa instance, or a reload or another tab
 // taking over) and when no reply has come for RESEND_AFTER_MS. Rasa does not
 // process a copy of a message it already has; it replays that answer with
-// `replay_of: <message_id>` (bot/channels.py), shown only if nothing has
-// answered the message meanwhile, so a slow reply is never shown twice.
+// `replay_of: <message_id>` (bot/channels.py), of which only what has not
+// come yet is shown, so a slow reply is never shown twice. Our channel also
+// says when it has finished a message (`message_handled`, announced by
+// `session_features` before each `session_confirm`): until then a message
+// counts as unanswered however many replies came, since an instance that
+// dies half-way through a reply leaves the rest unsaid. From a stock
+// server, the first reply answers it.
 
 import { io } from "socket.io-client";
 import { RESEND_AFTER_MS } from "./store.js";
@@ -66,6 +71,7 @@ export class Connection {
     this.status = "idle";
     this.started = false;
     this.via = null;
+    this.acks = false; // whether this connection's server sends `message_handled`
   }
 
   /** Starts taking part: becomes the connected tab now or when the current one goes. */
@@ -101,7 +107,14 @@ export class Connection {
     this.setStatus("connecting");
 
     socket.on("connect", () => {
+      this.acks = false; // until this server says otherwise (another instance, perhaps another version)
       socket.emit("session_request", { session_id: this.store.sessionId });
+    });
+    socket.on("session_features", (data) => {
+      this.acks = Boolean(data && typeof data === "object" && data.message_handled === true);
+    });
+    socket.on("message_handled", (data) => {
+      if (typeof data?.message_id === "string") this.store.markHandled(data.message_id);
     });
     socket.on("session_confirm", () => {
       this.confirmed = true;
@@ -116,8 +129,10 @@ export class Connection {
     socket.on("bot_uttered", (data) => {
       const replayOf = typeof data?.replay_of === "string" ? data.replay_of : null;
       if (replayOf) {
-        // Rasa's answer to a message it had processed before its resend came.
-        if (!this.store.awaitsReplay(replayOf)) return;
+        // Rasa's answer to a resent message: shown from where the replies that came stopped.
+        if (!this.store.takeReplay(replayOf)) return;
+      } else if (this.acks) {
+        this.store.countReply();
       } else {
         this.store.markAnswered();
       }

@@ -3,10 +3,14 @@
 // localStorage so a reload or a new tab continues the same conversation.
 //
 // Every customer message has an id of its own (`id`), sent to Rasa as its
-// `message_id`. A sent message is `awaiting` until a reply comes; one still
+// `message_id`. A sent message is `awaiting` until it is answered; one still
 // awaiting after a reconnect or RESEND_AFTER_MS is sent again once
 // (`resentAt`), and Rasa answers the copy of a message it already processed
-// by replaying that answer (bot/channels.py, docs/widget.md).
+// by replaying that answer (bot/channels.py, docs/widget.md). Answered means
+// `message_handled` from a server that says it sends it (our Rasa channel):
+// a first reply may be cut off before the rest, so the replies that came
+// are counted (`replies`) and a replay shows only what comes after them.
+// From a stock server, the first reply is the answer.
 //
 // Tabs share one record; each change is a read-modify-write of it, and the
 // other tabs learn about it from the `storage` event.
@@ -171,17 +175,57 @@ export class ConversationStore {
     });
   }
 
-  /** A reply came: nothing sent so far is waiting any more. */
+  /** A reply came from a server that does not say when it is done: nothing sent so far is waiting any more. */
   markAnswered() {
     if (!this.read().messages.some((m) => m.awaiting)) return;
     this.update((state) => {
-      for (const message of state.messages) delete message.awaiting;
+      for (const message of state.messages) {
+        delete message.awaiting;
+        delete message.replies;
+        delete message.replayed;
+      }
     });
   }
 
-  /** Whether a replayed answer to message `id` is news: it was resent and no reply has come since it was sent. */
-  awaitsReplay(id) {
-    return this.read().messages.some((m) => m.id === id && m.awaiting && m.resentAt);
+  /**
+   * A reply came from a server that says when it is done: it belongs to the
+   * oldest message still awaiting (Rasa answers a conversation's messages in
+   * order), which keeps awaiting until `markHandled`.
+   */
+  countReply(now = Date.now()) {
+    const isOpen = (m) => m.from === "customer" && m.awaiting && now - m.sentAt < RESEND_WITHIN_MS;
+    if (!this.read().messages.some(isOpen)) return;
+    this.update((state) => {
+      const message = state.messages.find(isOpen);
+      if (message) message.replies = (message.replies || 0) + 1;
+    });
+  }
+
+  /** Rasa has finished with message `id` (`message_handled`): it waits for nothing more. */
+  markHandled(id) {
+    if (!this.read().messages.some((m) => m.id === id && m.awaiting)) return;
+    this.update((state) => {
+      const message = state.messages.find((m) => m.id === id);
+      if (!message) return;
+      delete message.awaiting;
+      delete message.replies;
+      delete message.replayed;
+    });
+  }
+
+  /**
+   * Whether the next message of Rasa's replayed answer to message `id` is
+   * news: the message was resent, is still awaiting, and this part of the
+   * answer is past the replies that already came (none, from a stock server).
+   */
+  takeReplay(id) {
+    if (!this.read().messages.some((m) => m.id === id && m.awaiting && m.resentAt)) return false;
+    return this.update((state) => {
+      const message = state.messages.find((m) => m.id === id && m.awaiting && m.resentAt);
+      if (!message) return false;
+      message.replayed = (message.replayed || 0) + 1;
+      return message.replayed > (message.replies || 0);
+    });
   }
 
   /**

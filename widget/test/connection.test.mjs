@@ -42,10 +42,12 @@ class FakeSocket {
   }
   connect() {}
   disconnect() {}
-  // What a (re)connection to Rasa looks like from the widget.
-  confirm() {
+  // What a (re)connection to Rasa looks like from the widget; `acks`: our
+  // channel's, which says when it has finished a message (bot/channels.py).
+  confirm({ acks = false } = {}) {
     this.connected = true;
     this.fire("connect");
+    if (acks) this.fire("session_features", { message_handled: true });
     this.fire("session_confirm", "session");
   }
   drop() {
@@ -247,4 +249,101 @@ test("the typing indicator shows again while a resent message waits for its answ
   w.socket.confirm();
 
   assert.equal(w.store.awaitingReply(), true);
+});
+
+// --- a server that says when it has finished a message (message_handled) ---
+
+test("a reply cut off half-way is sent again on reconnect, and only the rest of the replayed answer is shown", () => {
+  const w = widget();
+  w.socket.confirm({ acks: true });
+  say(w, "my blender arrived cracked");
+  const id = w.socket.messages[0].message_id;
+  w.socket.fire("bot_uttered", { text: "Sorry to hear that." });
+  w.socket.drop(); // the instance died before the rest of the answer (and before saving it)
+
+  w.socket.confirm({ acks: true });
+  assert.deepEqual(
+    w.socket.messages.map((m) => [m.message_id, Boolean(m.resend)]),
+    [[id, false], [id, true]],
+  );
+  // Processed again, every part marked as a replay: the first part is there already.
+  w.socket.fire("bot_uttered", { text: "Sorry to hear that.", replay_of: id });
+  w.socket.fire("bot_uttered", { text: "What is your email?", replay_of: id });
+  w.socket.fire("message_handled", { message_id: id });
+
+  assert.deepEqual(w.shown, ["Sorry to hear that.", "What is your email?"]);
+  w.socket.drop();
+  w.socket.confirm({ acks: true });
+  assert.equal(w.socket.messages.length, 2, "handled: not sent a third time");
+});
+
+test("a message handled is not sent again, however many replies it had or none", () => {
+  const w = widget();
+  w.socket.confirm({ acks: true });
+  say(w, "where is my order");
+  w.socket.fire("bot_uttered", { text: "It ships today." });
+  w.socket.fire("bot_uttered", { text: "Anything else?" });
+  w.socket.fire("message_handled", { message_id: w.socket.messages[0].message_id });
+  say(w, "thanks"); // a person has the conversation: the bot stays silent
+  w.socket.fire("message_handled", { message_id: w.socket.messages[1].message_id });
+
+  mock.timers.tick(RESEND_AFTER_MS + 5000);
+  w.socket.drop();
+  w.socket.confirm({ acks: true });
+
+  assert.equal(w.socket.messages.length, 2);
+  assert.deepEqual(w.shown, ["It ships today.", "Anything else?"]);
+});
+
+test("replies count towards the oldest message still awaiting, each replay shown once", () => {
+  const w = widget();
+  w.socket.confirm({ acks: true });
+  say(w, "first");
+  say(w, "second");
+  const [first, second] = w.socket.messages.map((m) => m.message_id);
+  w.socket.fire("bot_uttered", { text: "answer to first" });
+  w.socket.fire("message_handled", { message_id: first });
+  w.socket.drop(); // before anything answered the second
+
+  w.socket.confirm({ acks: true });
+  w.socket.fire("bot_uttered", { text: "answer to second", replay_of: second });
+  w.socket.fire("bot_uttered", { text: "answer to second", replay_of: second }); // a duplicate replay: a later part
+
+  assert.deepEqual(
+    w.socket.messages.map((m) => [m.message_id, Boolean(m.resend)]),
+    [[first, false], [second, false], [second, true]],
+  );
+  assert.deepEqual(w.shown, ["answer to first", "answer to second", "answer to second"]);
+});
+
+test("a slow whole answer followed by the replay of the resend shows nothing twice", () => {
+  const w = widget();
+  w.socket.confirm({ acks: true });
+  say(w, "where is my order");
+  const id = w.socket.messages[0].message_id;
+  mock.timers.tick(RESEND_AFTER_MS); // slow, so sent again
+  assert.equal(w.socket.messages.length, 2);
+
+  w.socket.fire("bot_uttered", { text: "It ships today." }); // the first copy's answer
+  w.socket.fire("bot_uttered", { text: "Anything else?" });
+  w.socket.fire("message_handled", { message_id: id });
+  w.socket.fire("bot_uttered", { text: "It ships today.", replay_of: id }); // the copy's
+  w.socket.fire("bot_uttered", { text: "Anything else?", replay_of: id });
+  w.socket.fire("message_handled", { message_id: id });
+
+  assert.deepEqual(w.shown, ["It ships today.", "Anything else?"]);
+});
+
+test("from a server that does not say so, the first reply still answers a message", () => {
+  const w = widget();
+  w.socket.confirm({ acks: true });
+  w.socket.drop();
+  w.socket.confirm(); // another instance, a stock one
+  say(w, "where is my order");
+  w.socket.fire("bot_uttered", { text: "It ships today." });
+  w.socket.drop();
+
+  w.socket.confirm();
+
+  assert.equal(w.socket.messages.length, 1);
 });
