@@ -86,11 +86,12 @@ class Record:
     @property
     def lost_first(self) -> bool:
         """The first send got no (complete) reply: the turn needed the resend, or was lost."""
-        return self.result.resent or bool(self.result.lost)
+        return self.result.resent or bool(self.result.lost) or not self.result.handled
 
     @property
     def answered(self) -> bool:
-        return not self.result.lost
+        """Every reply came and Rasa saved the turn (said so with ``message_handled``)."""
+        return not self.result.lost and self.result.handled
 
 
 @dataclass
@@ -215,8 +216,25 @@ async def inject(name: str, stack: ScaledStack, receiver: Receiver, outage: floa
     raise ValueError(name)
 
 
-def window_figures(run: Run, start: float, end: float) -> dict:
-    records = [r for r in run.records if start <= r.result.sent < end]
+# A turn sent at most this long before a fault began, and not finished by
+# then, was in flight when it struck: it counts in that fault's window, not
+# the one before (p99 is about 2 s here, the windows are --observe apart).
+IN_FLIGHT_GRACE = 5.0
+
+
+def window_of(record: Record, starts: list[tuple[str, float]]) -> str | None:
+    """The window a turn counts in: the last one begun before it was sent, or
+    the last one begun while it was in flight (at most IN_FLIGHT_GRACE s after sending)."""
+    chosen = None
+    for name, start in starts:  # in order
+        if start <= record.result.sent or (start < record.result.done and start - record.result.sent < IN_FLIGHT_GRACE):
+            chosen = name
+    return chosen
+
+
+def window_figures(run: Run, start: float, end: float, records: list[Record] | None = None) -> dict:
+    if records is None:
+        records = [r for r in run.records if start <= r.result.sent < end]
     lost = [r for r in records if r.lost_first]
     latencies = [r.result.latency_ms for r in records]
     touched = {r.conversation for r in lost}
@@ -232,6 +250,21 @@ def window_figures(run: Run, start: float, end: float) -> dict:
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "last_loss_after_s": round(max(r.result.sent for r in lost) - start, 1) if lost else None,
+        # Each turn that stayed unanswered, as its customer lived it: what it
+        # was, how many of its replies came, whether the client resent it.
+        "never_answered": [
+            {
+                "conversation": r.conversation,
+                "kind": r.result.kind,
+                "expected": r.result.expected,
+                "received": r.result.received,
+                "handled": r.result.handled,
+                "resent": r.result.resent,
+                "sent_after_s": round(r.result.sent - start, 1),
+            }
+            for r in lost
+            if not r.answered
+        ],
     }
 
 
@@ -281,8 +314,10 @@ async def main_async(args: argparse.Namespace, stack: ScaledStack, run_tag: str)
         await asyncio.gather(*customers, return_exceptions=True)
     ended = time.monotonic()
     windows: dict[str, dict] = {}
+    starts = [(name, start) for name, (_, start, _) in bounds.items()]
     for name, (what, start, end) in bounds.items():
-        windows[name] = {"what": what, "seconds": round(end - start), **window_figures(run, start, end)}
+        records = [r for r in run.records if window_of(r, starts) == name]
+        windows[name] = {"what": what, "seconds": round(end - start), **window_figures(run, start, end, records)}
         log(f"{name}: {json.dumps(windows[name])}")
 
     # Tickets: told, in the CRM, doubled; webhooks: every ticket delivered.
@@ -343,7 +378,9 @@ def main() -> int:
         args.receiver_port = free_port()
     started_at = datetime.now()
     load_before = loadavg()
-    run_dir = Path(tempfile.mkdtemp(prefix=f"scale-faults-{started_at:%Y%m%d-%H%M%S}-", dir=REPO / "var" / "bench"))
+    bench_dir = REPO / "var" / "bench"
+    bench_dir.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/
+    run_dir = Path(tempfile.mkdtemp(prefix=f"scale-faults-{started_at:%Y%m%d-%H%M%S}-", dir=bench_dir))
     stack = ScaledStack(var_dir=run_dir / "scaled")
     log(f"scaled profile: starting (logs in {run_dir})")
     try:

@@ -110,6 +110,7 @@ class TurnResult:
     off_script: bool = False
     tickets: tuple[str, ...] = ()
     resent: bool = False  # the widget sent the message again by itself (no reply after a reconnect or 20 s)
+    handled: bool = True  # Rasa said it finished (and saved) the message, where it says so
 
     @property
     def lost(self) -> int:
@@ -118,6 +119,10 @@ class TurnResult:
     @property
     def latency_ms(self) -> float:
         return (self.done - self.sent) * 1000
+
+
+# Put in a Widget's inbox when the pending message is handled (not a reply).
+HANDLED = object()
 
 
 def message_key(message: dict) -> str:
@@ -133,8 +138,11 @@ class Widget:
     that has had no reply since it was sent is sent again once, with
     ``resend: true``, when the socket is confirmed again after a disconnect
     or when no reply has come for RESEND_AFTER seconds; Rasa's replayed
-    answer (``replay_of``) is taken only if no reply came meanwhile. Without
-    it (the stock bot, whose channel would process a resend again) messages
+    answer (``replay_of``) is taken from where the replies that came stopped.
+    A message counts as answered when our channel says it is handled
+    (``message_handled``, announced by ``session_features``), not at its
+    first reply, so a reply cut off half-way is resent too. Without ``resend``
+    (the stock bot, whose channel would process a resend again) messages
     are sent once and that is all."""
 
     def __init__(self, url: str, session_id: str, custom_data: dict, resend: bool = False):
@@ -146,16 +154,30 @@ class Widget:
         self.confirmed = asyncio.Event()
         self.disconnects = 0
         self.connection = 0  # which (re)connection the socket is on
-        # The message last sent: {"payload", "via" (connection), "answered", "resent"}.
+        # The message last sent: {"payload", "via" (connection), "answered",
+        # "resent", "replies" (that came for it), "replayed" (parts of a replay seen)}.
         self.pending: dict | None = None
+        self.acks = False  # this connection's server says when it has handled a message
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=4)
         self.sio.on("connect", self._on_connect)
+        self.sio.on("session_features", self._on_features)
         self.sio.on("session_confirm", self._on_confirm)
         self.sio.on("bot_uttered", self._on_reply)
+        self.sio.on("message_handled", self._on_handled)
         self.sio.on("disconnect", self._on_disconnect)
 
     async def _on_connect(self) -> None:
+        self.acks = False
         await self.sio.emit("session_request", {"session_id": self.session_id})
+
+    async def _on_features(self, data=None) -> None:
+        self.acks = isinstance(data, dict) and data.get("message_handled") is True
+
+    async def _on_handled(self, data=None) -> None:
+        pending = self.pending
+        if pending and isinstance(data, dict) and data.get("message_id") == pending["payload"].get("message_id"):
+            pending["answered"] = True
+            self.inbox.put_nowait(HANDLED)  # wakes a turn that has its replies and waits for this
 
     async def _on_confirm(self, *_args) -> None:
         self.connection += 1
@@ -165,14 +187,20 @@ class Widget:
             await self._resend()
 
     async def _on_reply(self, data: dict) -> None:
+        pending = self.pending
         if isinstance(data, dict) and "replay_of" in data:
-            pending = self.pending
             if not (pending and pending["resent"] and not pending["answered"]
                     and pending["payload"]["message_id"] == data["replay_of"]):
                 return  # answered already: the widget does not show it again
+            pending["replayed"] += 1
+            if pending["replayed"] <= pending["replies"]:
+                return  # this part came already, before the answer was cut off
             data = {k: v for k, v in data.items() if k != "replay_of"}
-        elif self.pending:
-            self.pending["answered"] = True
+        elif pending:
+            if self.acks:
+                pending["replies"] += 1
+            else:
+                pending["answered"] = True
         self.inbox.put_nowait(data)
 
     async def _on_disconnect(self) -> None:
@@ -203,7 +231,9 @@ class Widget:
     def drain(self) -> list[dict]:
         messages = []
         while not self.inbox.empty():
-            messages.append(self.inbox.get_nowait())
+            message = self.inbox.get_nowait()
+            if message is not HANDLED:
+                messages.append(message)
         return messages
 
     async def send(self, text: str) -> None:
@@ -212,7 +242,9 @@ class Widget:
         payload = {"message": text, "session_id": self.session_id, "customData": self.custom_data}
         if self.resend:
             payload["message_id"] = uuid.uuid4().hex
-        self.pending = {"payload": payload, "via": self.connection, "answered": False, "resent": False}
+        self.pending = {
+            "payload": payload, "via": self.connection, "answered": False, "resent": False, "replies": 0, "replayed": 0,
+        }
         await self.sio.emit("user_uttered", payload)
 
     async def turn(self, turn: Turn, expected: int, previous: list[dict]) -> tuple[TurnResult, list[dict]]:
@@ -223,10 +255,15 @@ class Widget:
         got: list[dict] = []
         resent_at: float | None = None
         deadline = sent + TURN_TIMEOUT
+        needs_ack = False
         self.pending = None  # the previous turn's message is done with
         try:
             await self.send(turn.message)
-            while len(got) < expected:
+            # With a server that says so, a turn is over when its message is
+            # handled too: all of its replies may have come from an instance
+            # that died before saving the turn (the widget resends it then).
+            needs_ack = self.resend and self.acks
+            while len(got) < expected or (needs_ack and not self.pending["answered"]):
                 now = time.monotonic()
                 pending = self.pending
                 if resent_at is None and pending["resent"]:
@@ -244,13 +281,16 @@ class Widget:
                         wait = min(wait, sent + RESEND_AFTER - now)
                     wait = min(wait, 1.0)  # look again soon: a reconnect may resend it meanwhile
                 try:
-                    got.append(await asyncio.wait_for(self.inbox.get(), wait))
+                    message = await asyncio.wait_for(self.inbox.get(), wait)
                 except asyncio.TimeoutError:
-                    pass
+                    continue
+                if message is not HANDLED:
+                    got.append(message)
         except (asyncio.TimeoutError, socketio.exceptions.SocketIOError):
             pass
         resent = bool(self.pending and self.pending["resent"])
-        done = time.monotonic() if len(got) >= expected else deadline
+        handled = not needs_ack or bool(self.pending and self.pending["answered"])
+        done = time.monotonic() if len(got) >= expected and handled else deadline
         keys = [message_key(m) for m in got]
         doubled += len(keys) - len(set(keys))
         text = " ".join(str(m.get("text", "")) for m in got)
@@ -265,6 +305,7 @@ class Widget:
             off_script=bool(got) and not turn.on_script(text),
             tickets=tuple(sorted(set(TICKET.findall(text)))),
             resent=resent,
+            handled=handled,
         )
         return result, got
 
