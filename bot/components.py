@@ -34,12 +34,14 @@ from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import RasaModelData
 from rasa.utils.tensorflow.models import RasaModel
 
-from bot import event_types, fast_features, fast_json, schema_cache
+from bot import event_types, fast_features, fast_json, log_copies, past_states, schema_cache
 
 schema_cache.install()
 event_types.install()
 fast_json.install()
 fast_features.install()
+past_states.install()
+log_copies.install()
 
 
 class EagerBuildMixin:
