@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -220,41 +221,50 @@ def _connection_error() -> sa.exc.OperationalError:
     return sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
 
-def test_a_lost_connection_is_tried_again_and_a_bad_query_is_not(tmp_path, monkeypatch):
-    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=5)
-    monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", 0.01)
+@pytest.fixture
+def retrying(tmp_path, monkeypatch):
+    """A store on SQLite with a short first pause between tries, and a log of the tries."""
     attempts = []
 
-    def flaky():
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise _connection_error()
-        return "stored"
+    def make(retry_seconds, first_pause):
+        monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", first_pause)
+        return HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=retry_seconds)
+
+    def failing(error, times=None, then=None):
+        """A unit of work that raises ``error()`` ``times`` times (always if None), then returns ``then``."""
+
+        def work():
+            attempts.append(1)
+            if times is None or len(attempts) <= times:
+                raise error()
+            return then
+
+        return work
+
+    return SimpleNamespace(store=make, failing=failing, attempts=attempts)
+
+
+def test_a_lost_connection_is_tried_again_and_a_bad_query_is_not(retrying):
+    store = retrying.store(retry_seconds=5, first_pause=0.01)
+
+    assert run(store._off_loop(retrying.failing(_connection_error, times=2, then="stored"))) == "stored"
+    assert len(retrying.attempts) == 3
+    retrying.attempts.clear()
 
     def bad_query():
-        attempts.append(1)
-        raise sa.exc.ProgrammingError("SELECT nonsense", {}, Exception("syntax error"))
+        return sa.exc.ProgrammingError("SELECT nonsense", {}, Exception("syntax error"))
 
-    assert run(store._off_loop(flaky)) == "stored"
-    assert len(attempts) == 3
-    attempts.clear()
     with pytest.raises(sa.exc.ProgrammingError):
-        run(store._off_loop(bad_query))
-    assert len(attempts) == 1
+        run(store._off_loop(retrying.failing(bad_query)))
+    assert len(retrying.attempts) == 1
 
 
-def test_retrying_stops_after_retry_seconds(tmp_path, monkeypatch):
-    store = HelpdeskSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.db"), retry_seconds=0.3)
-    monkeypatch.setattr("bot.tracker_store.FIRST_RETRY_PAUSE", 0.05)
-    attempts = []
-
-    def down():
-        attempts.append(1)
-        raise _connection_error()
+def test_retrying_stops_after_retry_seconds(retrying):
+    store = retrying.store(retry_seconds=0.3, first_pause=0.05)
 
     with pytest.raises(sa.exc.OperationalError):
-        run(store._off_loop(down))
-    assert 2 <= len(attempts) <= 5
+        run(store._off_loop(retrying.failing(_connection_error)))
+    assert 2 <= len(retrying.attempts) <= 5
 
 
 def test_a_negative_retry_time_is_refused(tmp_path):
