@@ -67,6 +67,12 @@ class EagerBuildMixin:
         # Eager only for this throw-away step that sizes the weights.
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), run_eagerly=True)
         model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        # The checkpoint holds the optimizer's slots as a list in the order
+        # a traced training step made them; this eager step made them in
+        # another order (for TED the shapes then clash and the whole
+        # restore fails). Prediction needs no optimizer: give the model a
+        # fresh one that holds no slots, so none are restored.
+        model.optimizer = tf.keras.optimizers.Adam(learning_rate)
         # Predict as stock Rasa does: a traced tf.function (unless the
         # component's config asks for eager mode). Left eager, every parse
         # ran op by op: 88.6 ms instead of 13.4 ms per message for DIET.
