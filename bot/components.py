@@ -9,7 +9,9 @@ in a fraction of a second; the saved weights then replace them exactly as
 before, and eager mode is switched off again so that prediction is traced
 once, as in stock Rasa.
 
-Training is untouched: these classes differ from Rasa's only in ``load``.
+Training is untouched: these classes differ from Rasa's only in ``load``
+(and TED in when it predicts: only where its prediction could win,
+bot/lazy_ted.py).
 ``tests/e2e`` and ``rasa test`` run through them, and
 ``tests/bot/test_fast_loading.py`` checks that both load paths predict the same.
 
@@ -34,7 +36,7 @@ from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import RasaModelData
 from rasa.utils.tensorflow.models import RasaModel
 
-from bot import event_types, fast_features, fast_json, log_copies, past_states, schema_cache
+from bot import event_types, fast_features, fast_json, lazy_ted, log_copies, past_states, schema_cache
 
 schema_cache.install()
 event_types.install()
@@ -42,6 +44,7 @@ fast_json.install()
 fast_features.install()
 past_states.install()
 log_copies.install()
+lazy_ted.install()
 
 
 class EagerBuildMixin:
@@ -164,8 +167,8 @@ class FastLoadingResponseSelector(ResponseSelector):
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.POLICY_WITH_END_TO_END_SUPPORT, is_trainable=True
 )
-class FastLoadingTEDPolicy(TEDPolicy):
-    """Rasa's TEDPolicy with a fast ``load``."""
+class FastLoadingTEDPolicy(lazy_ted.LazyTEDMixin, TEDPolicy):
+    """Rasa's TEDPolicy with a fast ``load``, predicting only when its prediction could win (bot/lazy_ted.py)."""
 
     @staticmethod
     def model_class() -> Type[TED]:
