@@ -25,6 +25,14 @@ export CRM_URL=${CRM_URL:-http://127.0.0.1:$CRM_PORT}
 export RASA_URL=${RASA_URL:-http://127.0.0.1:$RASA_PORT}
 export RASA_TELEMETRY_ENABLED=false
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# TensorFlow runs the graph of one message's DIET, ResponseSelector or TED
+# prediction. Its ops are tiny (one short message), and with TensorFlow's
+# default pools (a thread per core) handing them between threads cost more
+# CPU than the ops: DIET took 6.0 ms of CPU per message with the defaults,
+# 2.6 ms with one thread each (docs/benchmarks.md). Rasa reads these two at
+# start; 0 gives TensorFlow's defaults back.
+export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
+export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
 export PYTHONUNBUFFERED=1
 # Sanic (the action server and Rasa) closes idle keep-alive connections after
 # 5 s by default, while Rasa's HTTP client to the action server keeps them for
