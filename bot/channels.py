@@ -48,6 +48,10 @@ that room it holds (the room is the session id, as the channel runs with
 session persistence). Without the setting the rooms are in the process, as
 in the stock channel.
 
+**The loaded model out of full garbage collections** (bot/gc_freeze.py):
+the channel registers the listener that freezes it once the server has
+started.
+
 Everything else (events, options, session persistence, metadata) is Rasa's.
 The channel keeps the stock name, ``socketio``: Rasa's HTTP API finds the
 output channel of ``output_channel=socketio`` by that name, and the CRM
@@ -71,6 +75,8 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint
 from socketio import AsyncRedisManager, AsyncServer
+
+from bot import gc_freeze
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +186,8 @@ class RedisSocketIOInput(SocketIOInput):
             self.app = app
 
         socketio_blueprint.listener(remember_app, "before_server_start")
+        # After Rasa's own before_server_start listener has loaded the model.
+        socketio_blueprint.listener(gc_freeze.after_server_start, "after_server_start")
         return socketio_blueprint
 
     async def handle_user_message(self, sid: Text, data: Dict, on_new_message: OnNewMessage) -> None:
