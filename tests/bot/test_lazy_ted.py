@@ -35,20 +35,22 @@ def deferred(counted, tracker=None):
     return lazy_ted.DeferredPrediction(counted, tracker, "TED", TED, len(counted.probabilities))
 
 
-def test_a_certain_rule_wins_without_asking_ted():
+@pytest.mark.parametrize(
+    "rule_says, winner_name, winner_probabilities, ted_asked",
+    [
+        # A certain rule: TED cannot beat it and is never asked.
+        ([0.0, 0.0, 1.0], "Rule", [0.0, 0.0, 1.0], 0),
+        # The rule only falls back (0.3): TED is asked, and wins.
+        ([0.3, 0.0, 0.0], "TED", [0.1, 0.9, 0.0], 1),
+    ],
+    ids=["certain rule", "rule falls back"],
+)
+def test_ted_is_asked_only_when_it_could_win(rule_says, winner_name, winner_probabilities, ted_asked):
     ted = Counted([0.1, 0.9, 0.0])
-    rule = PolicyPrediction([0.0, 0.0, 1.0], "Rule", RULE)
+    rule = PolicyPrediction(rule_says, "Rule", RULE)
     winner = lazy_ted.pick_best_policy([PolicyPrediction([0.0] * 3, "Memo", MEMO), rule, deferred(ted)])
-    assert winner.policy_name == "Rule" and winner.probabilities == [0.0, 0.0, 1.0]
-    assert ted.calls == 0
-
-
-def test_ted_is_asked_and_wins_when_the_rule_only_falls_back():
-    ted = Counted([0.1, 0.9, 0.0])
-    fallback = PolicyPrediction([0.3, 0.0, 0.0], "Rule", RULE)
-    winner = lazy_ted.pick_best_policy([PolicyPrediction([0.0] * 3, "Memo", MEMO), fallback, deferred(ted)])
-    assert winner.policy_name == "TED" and winner.probabilities == [0.1, 0.9, 0.0]
-    assert ted.calls == 1
+    assert (winner.policy_name, winner.probabilities) == (winner_name, winner_probabilities)
+    assert ted.calls == ted_asked
 
 
 def test_ted_is_asked_when_the_best_other_could_tie_with_it():
