@@ -227,6 +227,23 @@ def wait_for_rasa(scaled, port: int, seconds: float = 240) -> None:
         time.sleep(1)
 
 
+def widget_connecting(url: str, session_id: str, seconds: float = 30) -> WidgetClient:
+    """A WidgetClient that, like the widget (widget/src/connection.js: socket.io-client
+    tries again after 0.5 s, doubling up to 4 s), tries again while connecting fails."""
+    import socketio
+
+    delay, deadline = 0.5, time.monotonic() + seconds
+    while True:
+        try:
+            return WidgetClient(url, session_id)
+        except socketio.exceptions.ConnectionError as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            print(f"connecting to {url} failed ({error}); trying again in {delay:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 4)
+
+
 def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the_widgets_resend(scaled):
     """A Rasa instance killed half-way through a reply: its first message has
     reached the customer, the rest and the saved turn have not. The message is
@@ -239,7 +256,7 @@ def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the
     complaint = "my order NW-482913 arrived with a cracked blender jug and it leaks"
     victim_port = scaled.rasa2_port
     victim = rasa_pid(scaled, victim_port)
-    on_victim = WidgetClient(f"http://127.0.0.1:{victim_port}", session_id)
+    on_victim = widget_connecting(f"http://127.0.0.1:{victim_port}", session_id)
     # A ticket made: "thank you" now gets "Glad I could help!" and then the
     # score question, which a custom action (action_feedback_intro) leads to.
     for text_, message_id in ((complaint, ids[0]), ("yes", ids[1])):
@@ -261,7 +278,7 @@ def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the
             os.kill(pid, signal.SIGCONT)
     rest = on_victim.replies_until_quiet(first_timeout=2, quiet=1)
     # The widget reconnects through the balancer (to the instance still up) and sends the message again.
-    reconnected = WidgetClient(scaled.lb_url, session_id)
+    reconnected = widget_connecting(scaled.lb_url, session_id)
     try:
         reconnected.send("thank you", message_id=ids[2], resend=True, **email)
         # The dead instance's ticket holds the conversation's lock until it expires (Rasa's 60 s).
