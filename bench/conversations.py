@@ -9,6 +9,12 @@ latency per message kind, and one JSON line with every figure.
 
     .venv/bot/bin/python bench/conversations.py [--levels 1,20,50] [--duration 30]
                                                [--only ours|stock] [--quick] [--keep]
+                                               [--without-nlu-worker]
+
+With ``--without-nlu-worker`` a second copy of our stack runs beside the
+first with ``BOT_NLU_WORKER=0`` (Rasa parses every message itself, as before
+bot/nlu_worker.py) and is measured in the same interleaved order, as
+"ours-local".
 
 Each simulated customer is a closed loop: it sends its next message as soon
 as it has the reply to the last one, and starts a new conversation (a new
@@ -218,9 +224,20 @@ def stack_roles(stack: Stack) -> dict[str, list[int]]:
             roles["actions"].append(pid)
         elif "rasa run" in command:
             roles["rasa"].append(pid)
+        elif "multiprocessing.spawn" in command:
+            roles["nlu"].append(pid)  # Rasa's NLU worker (bot/nlu_worker.py)
         elif "gunicorn" in command:
             roles["crm"].append(pid)
     return roles
+
+
+def wait_for_nlu_worker(stack: Stack, seconds: float = 180) -> None:
+    """Until Rasa's NLU worker has loaded (Rasa parses messages itself meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while "The NLU worker (pid" not in stack.log():
+        if time.monotonic() > deadline:
+            raise RuntimeError("Rasa's NLU worker did not start:\n" + stack.log()[-3000:])
+        time.sleep(0.5)
 
 
 def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
@@ -488,15 +505,15 @@ def fmt(value) -> str:
 
 def print_tables(results: dict[str, dict[int, dict]], bots: dict[str, Bot]) -> None:
     print()
-    print(f"{'bot':6} {'conc':>4} {'msgs':>6} {'msg/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+    print(f"{'bot':10} {'conc':>4} {'msgs':>6} {'msg/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'off-script':>10}  CPU (cores: server parts; client)")
     for level in sorted({level for by_level in results.values() for level in by_level}):
-        for name in ("stock", "ours"):
+        for name in results:
             figures = results.get(name, {}).get(level)
             if not figures:
                 continue
             cpu = ", ".join(f"{role} {share:.2f}" for role, share in sorted(figures["cpu_core_share"].items()))
-            print(f"{name:6} {level:>4} {figures['messages']:>6} {figures['messages_per_s']:>7} "
+            print(f"{name:10} {level:>4} {figures['messages']:>6} {figures['messages_per_s']:>7} "
                   f"{fmt(figures['p50_ms']):>8} {fmt(figures['p95_ms']):>8} {fmt(figures['p99_ms']):>8} "
                   f"{figures['errors']:>6} {figures['off_script']:>10}  {cpu}; client {figures['client_cpu_core_share']:.2f}")
     for name, by_level in results.items():
@@ -531,6 +548,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", choices=("ours", "stock"), help="measure one bot only")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument(
+        "--without-nlu-worker", action="store_true",
+        help="also measure our stack with BOT_NLU_WORKER=0 (Rasa parses messages itself), as ours-local",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the run's var/ directory and logs (kept anyway after errors)"
     )
     args = parser.parse_args()
@@ -556,8 +577,10 @@ def main() -> int:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"conversations-{started_at:%Y%m%d-%H%M%S}-", dir=BENCH_DIR))
     names = [args.only] if args.only else ["stock", "ours"]
+    if args.without_nlu_worker and "ours" in names:
+        names.append("ours-local")
     children: list[subprocess.Popen] = []
-    stack: Stack | None = None
+    stacks: list[Stack] = []
     bots: dict[str, Bot] = {}
     results: dict[str, dict[int, dict]] = {name: {} for name in names}
     ok = False
@@ -570,13 +593,21 @@ def main() -> int:
             bots["stock"] = Bot("stock", url, STOCK_SCRIPTS, lambda: {"rasa": [rasa_pid]},
                                 note="rasa init, in-memory tracker store, no action server")
             log(f"stock bot: up at {url}")
-        if "ours" in names:
-            log("our stack: starting scripts/run_stack.sh")
-            stack = Stack(var_dir=run_dir / "stack")
+        for name in ("ours", "ours-local"):
+            if name not in names:
+                continue
+            worker = name == "ours"
+            log(f"{name}: starting scripts/run_stack.sh")
+            stack = Stack(var_dir=run_dir / name, environment={"BOT_NLU_WORKER": "1" if worker else "0"})
+            stacks.append(stack)
             stack.start()
-            bots["ours"] = Bot("ours", stack.rasa_url, OUR_SCRIPTS, lambda: stack_roles(stack),
-                               note="run_stack.sh: gunicorn CRM (1 worker, as tests/e2e/stack.py sets), actions, Rasa, SQLite tracker store")
-            log(f"our stack: up at {stack.rasa_url}")
+            if worker:
+                wait_for_nlu_worker(stack)
+            bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, lambda stack=stack: stack_roles(stack),
+                             note="run_stack.sh: gunicorn CRM (1 worker, as tests/e2e/stack.py sets), actions, Rasa "
+                                  + ("with its NLU worker" if worker else "parsing messages itself (BOT_NLU_WORKER=0)")
+                                  + ", SQLite tracker store")
+            log(f"{name}: up at {stack.rasa_url}")
         for name in names:
             warm_up(bots[name], f"{started_at:%H%M%S}")
         for level in args.levels:
@@ -591,7 +622,7 @@ def main() -> int:
         log("interrupted: stopping every process this benchmark started")
         return 130
     finally:
-        if stack is not None:
+        for stack in stacks:
             stack.stop()
         for child in reversed(children):
             stop_group(child)

@@ -52,6 +52,10 @@ in the stock channel.
 the channel registers the listener that freezes it once the server has
 started.
 
+**Messages parsed on the other core** (bot/nlu_worker.py): the channel's
+listeners start the NLU worker process once the model is loaded and end it
+when the server stops.
+
 Everything else (events, options, session persistence, metadata) is Rasa's.
 The channel keeps the stock name, ``socketio``: Rasa's HTTP API finds the
 output channel of ``output_channel=socketio`` by that name, and the CRM
@@ -76,7 +80,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint
 from socketio import AsyncRedisManager, AsyncServer
 
-from bot import gc_freeze
+from bot import gc_freeze, nlu_worker
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +192,8 @@ class RedisSocketIOInput(SocketIOInput):
         socketio_blueprint.listener(remember_app, "before_server_start")
         # After Rasa's own before_server_start listener has loaded the model.
         socketio_blueprint.listener(gc_freeze.after_server_start, "after_server_start")
+        socketio_blueprint.listener(nlu_worker.after_server_start, "after_server_start")
+        socketio_blueprint.listener(nlu_worker.after_server_stop, "after_server_stop")
         return socketio_blueprint
 
     async def handle_user_message(self, sid: Text, data: Dict, on_new_message: OnNewMessage) -> None:

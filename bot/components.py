@@ -36,7 +36,17 @@ from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
 from rasa.utils.tensorflow.model_data import RasaModelData
 from rasa.utils.tensorflow.models import RasaModel
 
-from bot import action_response, event_types, fast_features, fast_json, lazy_ted, log_copies, past_states, schema_cache
+from bot import (
+    action_response,
+    event_types,
+    fast_features,
+    fast_json,
+    lazy_ted,
+    log_copies,
+    nlu_worker,
+    past_states,
+    schema_cache,
+)
 
 schema_cache.install()
 event_types.install()
@@ -46,6 +56,7 @@ past_states.install()
 log_copies.install()
 lazy_ted.install()
 action_response.install()
+nlu_worker.install()
 
 
 class EagerBuildMixin:

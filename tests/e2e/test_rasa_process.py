@@ -1,7 +1,13 @@
-"""The Rasa process of `make run` as it runs: its TensorFlow threads and its frozen model.
+"""The Rasa process of `make run` as it runs: its TensorFlow threads, its frozen model, its NLU worker.
 
 (That every trained model loads is tests/bot/test_fast_loading.py's.)"""
 
+import os
+import re
+import signal
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.e2e.stack import descendants
@@ -31,3 +37,49 @@ def test_rasa_runs_tensorflow_on_one_thread_per_pool(stack):
 def test_rasa_froze_its_loaded_model_out_of_full_collections(stack):
     assert "Froze" in stack.log() and "long-lived objects out of full garbage collections" in stack.log()
 
+
+
+def nlu_worker_pid(stack, seconds: float = 180) -> int:
+    """The worker the Rasa log names as ready (it loads a few seconds after the server is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = re.findall(r"The NLU worker \(pid (\d+)\) parses messages", stack.log())
+        if found:
+            return int(found[-1])
+        assert time.monotonic() < deadline, "Rasa's NLU worker did not start:\n" + stack.log()[-3000:]
+        time.sleep(0.5)
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def say_at_once(stack, texts: list[str]) -> list[list[dict]]:
+    """Each text from a customer of its own, all at the same time (the server busy: the worker parses)."""
+    with ThreadPoolExecutor(len(texts)) as pool:
+        return list(pool.map(lambda text: stack.say(f"nlu-{uuid.uuid4().hex}", text), texts))
+
+
+def test_a_busy_rasa_parses_messages_in_its_nlu_worker(stack):
+    pid = nlu_worker_pid(stack)
+    assert pid in descendants(rasa_server_pid(stack))
+    assert b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    before = cpu_ticks(pid)
+
+    replies = say_at_once(stack, ["hi", "do you take paypal?"] * 6)
+
+    assert all(r[0]["text"].startswith("Hi") for r in replies[0::2])
+    assert all("PayPal" in r[0]["text"] for r in replies[1::2])
+    assert cpu_ticks(pid) > before  # the worker did some of the parsing
+
+
+def test_the_conversation_goes_on_when_the_nlu_worker_dies(stack):
+    pid = nlu_worker_pid(stack)
+
+    os.kill(pid, signal.SIGKILL)
+    replies = say_at_once(stack, ["hi", "do you take paypal?"] * 6)
+
+    assert all(r[0]["text"].startswith("Hi") for r in replies[0::2])
+    assert all("PayPal" in r[0]["text"] for r in replies[1::2])
+    assert "The NLU worker failed (the worker process died)" in stack.log()
