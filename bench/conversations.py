@@ -598,7 +598,7 @@ def main() -> int:
                 continue
             worker = name == "ours"
             log(f"{name}: starting scripts/run_stack.sh")
-            stack = Stack(var_dir=run_dir / name, environment={"BOT_NLU_WORKER": "1" if worker else "0"})
+            stack = Stack(var_dir=run_dir / name, extra_env={"BOT_NLU_WORKER": "1" if worker else "0"})
             stacks.append(stack)
             stack.start()
             if worker:

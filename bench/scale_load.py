@@ -337,6 +337,7 @@ def classify(pid: int) -> str | None:
         ("nginx", "lb"),
         ("handoffs follow", "follower"),
         ("webhooks worker", "webhooks"),
+        ("multiprocessing.spawn", "nlu"),  # a Rasa instance's NLU worker (bot/nlu_worker.py)
     ):
         if words in command:
             return role

@@ -22,7 +22,10 @@ Nothing depends on it:
 - Until the worker has loaded (a few seconds after the server starts) and
   whenever it fails, times out or has died, Rasa parses the message itself,
   exactly as without this module; a worker that failed is started again
-  (at most once every ``RESTART_DELAY`` seconds).
+  ``RESTART_DELAY`` seconds after it failed, and after twice as long each
+  time a new one fails before it has parsed anything (up to
+  ``MAX_RESTART_DELAY``), so a model the worker cannot load is not loaded
+  over and over.
 - A worker whose model is not the server's (the file was retrained in place
   between the two loads, or the model was replaced through ``PUT /model``) is
   not used; one with the server's current model replaces it.
@@ -72,6 +75,7 @@ ENABLED_VARIABLE = "BOT_NLU_WORKER"
 TIMEOUT_VARIABLE = "BOT_NLU_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0
 RESTART_DELAY = 30.0
+MAX_RESTART_DELAY = 600.0
 PARENT_CHECK_INTERVAL = 1.0
 
 
@@ -169,6 +173,8 @@ class NLUWorker:
         self.ready = False
         self.failed = False
         self.started_at = time.monotonic()
+        self.failed_at: Optional[float] = None
+        self.was_ready = False
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
@@ -181,16 +187,16 @@ class NLUWorker:
         try:
             loaded = future.result()
         except BaseException as error:  # noqa: BLE001  (a worker that could not start: parse locally)
-            self.failed = True
+            self.failed, self.failed_at = True, time.monotonic()
             logger.warning("The NLU worker could not load %s (%s); messages are parsed in the server.",
                            self.model_path, error or type(error).__name__)
             return
         if loaded != self.model_id:
-            self.failed = True
+            self.failed, self.failed_at = True, time.monotonic()
             logger.warning("The NLU worker loaded model %s from %s, not the server's %s; "
                            "messages are parsed in the server.", loaded, self.model_path, self.model_id)
             return
-        self.ready = True
+        self.ready = self.was_ready = True
         logger.info("The NLU worker (pid %s) parses messages with model %s, in %.1f s.",
                     self.pid(), loaded, time.monotonic() - self.started_at)
 
@@ -211,7 +217,7 @@ class NLUWorker:
             reason = "the worker process died"
         except Exception as error:  # noqa: BLE001  (the server's own parse below says what is wrong)
             reason = f"{type(error).__name__}: {error}"
-        self.failed = True
+        self.failed, self.failed_at = True, time.monotonic()
         logger.warning("The NLU worker failed (%s); the server parses messages itself until a new one has loaded.",
                        reason)
         self.stop()
@@ -234,6 +240,8 @@ _original_handle_message = MessageProcessor.handle_message
 # Messages the server is handling now (this one included) from which on the worker parses.
 BUSY_AT = 2
 _handling = 0
+# Workers in a row that failed before they were ready (the restart delay doubles with each).
+_failures_in_a_row = 0
 
 
 async def handle_message(self: MessageProcessor, message: UserMessage) -> Any:
@@ -278,14 +286,21 @@ def current() -> Optional[NLUWorker]:
 
 def _worker_for(processor: MessageProcessor) -> Optional[NLUWorker]:
     """The worker for this processor's model, starting a new one where the old failed or has another model."""
+    global _failures_in_a_row
     worker = _worker
     if not _wanted:
         return None
     if worker is None or worker.model_id != processor.model_metadata.model_id:
         return start(processor)
-    if worker.failed and time.monotonic() - worker.started_at >= RESTART_DELAY:
+    if worker.failed and time.monotonic() - (worker.failed_at or worker.started_at) >= restart_delay():
+        _failures_in_a_row = 1 if worker.was_ready else _failures_in_a_row + 1
         return start(processor)
     return worker
+
+
+def restart_delay() -> float:
+    """Seconds from a failure to the next worker: doubling while workers fail before they are ready."""
+    return min(RESTART_DELAY * 2 ** max(0, _failures_in_a_row - 1), MAX_RESTART_DELAY)
 
 
 async def parse_message(

@@ -110,6 +110,7 @@ def test_a_worker_that_died_is_not_waited_for_and_is_replaced(agent, worker, mon
     assert replacement is not worker
     wait_until(lambda: replacement.ready or replacement.failed)
     assert replacement.ready and parse(agent, TEXTS[1]) == local_parse(agent, TEXTS[1])
+    assert nlu_worker._failures_in_a_row == 1  # the one that died had been working: no longer delay
 
 
 def test_a_parse_that_takes_too_long_is_done_by_the_server(agent, worker, caplog):
@@ -232,3 +233,13 @@ def test_the_channel_starts_and_stops_the_worker_with_the_server():
     listeners = [(entry.event, entry.listener) for entry in channel.blueprint(on_new_message)._future_listeners]
     assert ("after_server_start", nlu_worker.after_server_start) in listeners
     assert ("after_server_stop", nlu_worker.after_server_stop) in listeners
+
+
+def test_workers_that_fail_before_they_are_ready_are_started_less_and_less_often(monkeypatch):
+    monkeypatch.setattr(nlu_worker, "_failures_in_a_row", 0)
+    delays = []
+    for _ in range(8):
+        delays.append(nlu_worker.restart_delay())
+        nlu_worker._failures_in_a_row += 1
+
+    assert delays == [30, 30, 60, 120, 240, 480, 600, 600]

@@ -65,7 +65,7 @@ class Stack:
     actions_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
-    environment: dict[str, str] = field(default_factory=dict)  # settings on top of the defaults
+    extra_env: dict[str, str] = field(default_factory=dict)  # settings on top of the defaults
 
     @property
     def crm_url(self) -> str:
@@ -104,7 +104,7 @@ class Stack:
             SUPPORT_HOURS=os.environ.get("SUPPORT_HOURS", ""),
             AGENT_ONLINE_SECONDS=os.environ.get("AGENT_ONLINE_SECONDS", "3600"),
         )
-        env.update(self.environment)
+        env.update(self.extra_env)
         self.log_path = self.var_dir.parent / f"{self.var_dir.name}-stack.log"
         log = self.log_path.open("wb")
         # Its own process group, so a signal to the group is what Ctrl-C in a
