@@ -42,7 +42,9 @@ may take before the server parses the message itself; default 5).
 
 Started by the socket.io channel's ``after_server_start`` listener
 (bot/channels.py), which every configuration of this project runs; ``rasa
-test``, ``rasa shell`` and the unit tests parse in their own process.
+test``, ``rasa shell`` and the unit tests parse in their own process. The
+scaled profile and the Kubernetes manifests set ``BOT_NLU_WORKER=0``: their
+Rasa instances already fill the cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -75,6 +75,12 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # One TensorFlow thread per pool, as scripts/run_stack.sh explains.
 export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
 export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
+# No NLU worker process beside each Rasa instance (bot/nlu_worker.py): it
+# helps one Rasa process use an idle second core, but here the instances
+# already fill the cores, and with workers the profile did 32 msg/s at 20
+# conversations against 36.7 without (docs/benchmarks.md). More instances,
+# not workers, is how this profile grows.
+export BOT_NLU_WORKER=${BOT_NLU_WORKER:-0}
 export PYTHONUNBUFFERED=1
 export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
 export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
