@@ -231,15 +231,6 @@ def stack_roles(stack: Stack) -> dict[str, list[int]]:
     return roles
 
 
-def wait_for_nlu_worker(stack: Stack, seconds: float = 180) -> None:
-    """Until Rasa's NLU worker has loaded (Rasa parses messages itself meanwhile)."""
-    deadline = time.monotonic() + seconds
-    while "The NLU worker (pid" not in stack.log():
-        if time.monotonic() > deadline:
-            raise RuntimeError("Rasa's NLU worker did not start:\n" + stack.log()[-3000:])
-        time.sleep(0.5)
-
-
 def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
     return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
 
@@ -602,7 +593,7 @@ def main() -> int:
             stacks.append(stack)
             stack.start()
             if worker:
-                wait_for_nlu_worker(stack)
+                stack.nlu_worker_pid()  # Rasa parses messages itself until the worker has loaded
             bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, lambda stack=stack: stack_roles(stack),
                              note="run_stack.sh: gunicorn CRM (1 worker, as tests/e2e/stack.py sets), actions, Rasa "
                                   + ("with its NLU worker" if worker else "parsing messages itself (BOT_NLU_WORKER=0)")

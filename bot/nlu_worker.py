@@ -19,7 +19,7 @@ both cores work.
 
 Nothing depends on it:
 
-- Until the worker has loaded (a few seconds after the server starts) and
+- Until the worker has loaded (11–14 s after the server starts here) and
   whenever it fails, times out or has died, Rasa parses the message itself,
   exactly as without this module; a worker that failed is started again
   ``RESTART_DELAY`` seconds after it failed, and after twice as long each
@@ -60,15 +60,14 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
-from rasa.engine.constants import PLACEHOLDER_MESSAGE
 from rasa.core.processor import MessageProcessor
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.utils.common import TempDirectoryPath, get_temp_dir_name
 
 logger = logging.getLogger(__name__)
@@ -103,9 +102,9 @@ def model_file(processor: MessageProcessor) -> Path:
 
 # --- In the worker process -------------------------------------------------
 
-_runner: Optional[DaskGraphRunner] = None
-_nlu_target: Optional[Text] = None
-_model_id: Optional[Text] = None
+# What MessageProcessor._parse_message_with_graph reads of a processor: the
+# NLU part's graph runner and the model's metadata.
+_parser: Optional[SimpleNamespace] = None
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -117,7 +116,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _load(model_path: Text, parent_pid: int) -> None:
     """The worker's initializer: watch the parent, load the model's NLU part."""
-    global _runner, _nlu_target, _model_id
+    global _parser
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="exit-with-parent").start()
     # Ctrl-C reaches the whole process group: the server stops the worker
     # (or the worker notices it has gone), without a KeyboardInterrupt here.
@@ -131,35 +130,26 @@ def _load(model_path: Text, parent_pid: int) -> None:
             storage_path=Path(temporary_directory), model_archive_path=Path(model_path)
         )
         schema = metadata.predict_schema.minimal_graph_schema(targets=[metadata.nlu_target])
-        _runner = DaskGraphRunner.create(
+        runner = DaskGraphRunner.create(
             graph_schema=schema,
             model_storage=storage,
             execution_context=ExecutionContext(graph_schema=schema, model_id=metadata.model_id),
         )
-    _nlu_target = metadata.nlu_target
-    _model_id = metadata.model_id
+    _parser = SimpleNamespace(graph_runner=runner, model_metadata=metadata)
     # What stays for the process's life, out of full collections (bot/gc_freeze.py).
     gc.collect()
     gc.freeze()
 
 
 def _loaded_model_id() -> Optional[Text]:
-    return _model_id
+    return _parser.model_metadata.model_id if _parser is not None else None
 
 
 def _parse(text: Text, message_id: Optional[Text]) -> Dict[Text, Any]:
-    """What ``MessageProcessor._parse_message_with_graph`` returns for this message."""
-    assert _runner is not None and _nlu_target is not None, "the worker has not loaded a model"
+    """What ``MessageProcessor._parse_message_with_graph`` returns for this message (its own code)."""
+    assert _parser is not None, "the worker has not loaded a model"
     message = UserMessage(text=text, message_id=message_id)
-    results = _runner.run(inputs={PLACEHOLDER_MESSAGE: [message]}, targets=[_nlu_target])
-    parsed = results[_nlu_target][0]
-    parse_data: Dict[Text, Any] = {
-        TEXT: "",
-        INTENT: {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
-        ENTITIES: [],
-    }
-    parse_data.update(parsed.as_dict(only_output_properties=True))
-    return parse_data
+    return MessageProcessor._parse_message_with_graph(_parser, message, None)
 
 
 # --- In the Rasa server ----------------------------------------------------
@@ -172,11 +162,11 @@ class NLUWorker:
         self.model_path = Path(model_path)
         self.model_id = model_id
         self.timeout = timeout
-        self.ready = False
+        self.loaded = False  # the worker answered with the server's model
         self.failed = False
+        self.stopped = False
         self.started_at = time.monotonic()
         self.failed_at: Optional[float] = None
-        self.was_ready = False
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
@@ -198,16 +188,20 @@ class NLUWorker:
             logger.warning("The NLU worker loaded model %s from %s, not the server's %s; "
                            "messages are parsed in the server.", loaded, self.model_path, self.model_id)
             return
-        self.ready = self.was_ready = True
+        self.loaded = True
         logger.info("The NLU worker (pid %s) parses messages with model %s, in %.1f s.",
                     self.pid(), loaded, time.monotonic() - self.started_at)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and not self.failed and not self.stopped
 
     def pid(self) -> Optional[int]:
         processes = getattr(self._pool, "_processes", None) or {}
         return next(iter(processes), None)
 
     async def parse(self, message: UserMessage) -> Optional[Dict[Text, Any]]:
-        if not self.ready or self.failed:
+        if not self.ready:
             return None
         loop = asyncio.get_running_loop()
         try:
@@ -227,7 +221,7 @@ class NLUWorker:
 
     def stop(self) -> None:
         """Ends the worker process now, without waiting for a parse in progress."""
-        self.ready = False
+        self.stopped = True
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
@@ -295,7 +289,7 @@ def _worker_for(processor: MessageProcessor) -> Optional[NLUWorker]:
     if worker is None or worker.model_id != processor.model_metadata.model_id:
         return start(processor)
     if worker.failed and time.monotonic() - (worker.failed_at or worker.started_at) >= restart_delay():
-        _failures_in_a_row = 1 if worker.was_ready else _failures_in_a_row + 1
+        _failures_in_a_row = 1 if worker.loaded else _failures_in_a_row + 1
         return start(processor)
     return worker
 

@@ -137,11 +137,12 @@ def test_a_worker_with_another_model_than_the_servers_is_not_used(agent, caplog)
 
 
 def test_a_replaced_model_gets_a_worker_of_its_own(agent, worker, monkeypatch):
+    old_pid = worker.pid()
     monkeypatch.setattr(agent.processor.model_metadata, "model_id", "a-newer-model")
     try:
         assert parse(agent, "hi")["intent"]["name"] == "greet"  # by the server meanwhile
         assert nlu_worker.current() is not worker and nlu_worker.current().model_id == "a-newer-model"
-        wait_until(lambda: not alive(worker.pid()) if worker.pid() else True, 30)
+        wait_until(lambda: not alive(old_pid), 30)  # the old model's worker is ended
     finally:
         nlu_worker.stop()
 

@@ -86,6 +86,17 @@ class Stack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
+    def nlu_worker_pid(self, seconds: float = 180) -> int:
+        """The NLU worker the Rasa log names as ready (bot/nlu_worker.py; it loads after the server is up)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            found = re.findall(r"The NLU worker \(pid (\d+)\) parses messages", self.log())
+            if found:
+                return int(found[-1])
+            if time.monotonic() > deadline:
+                raise RuntimeError("Rasa's NLU worker did not start:\n" + self.log()[-3000:])
+            time.sleep(0.5)
+
     def start(self, timeout: float = 300) -> "Stack":
         env = {
             k: v

@@ -3,9 +3,7 @@
 (That every trained model loads is tests/bot/test_fast_loading.py's.)"""
 
 import os
-import re
 import signal
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,17 +37,6 @@ def test_rasa_froze_its_loaded_model_out_of_full_collections(stack):
 
 
 
-def nlu_worker_pid(stack, seconds: float = 180) -> int:
-    """The worker the Rasa log names as ready (it loads a few seconds after the server is up)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = re.findall(r"The NLU worker \(pid (\d+)\) parses messages", stack.log())
-        if found:
-            return int(found[-1])
-        assert time.monotonic() < deadline, "Rasa's NLU worker did not start:\n" + stack.log()[-3000:]
-        time.sleep(0.5)
-
-
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -62,7 +49,7 @@ def say_at_once(stack, texts: list[str]) -> list[list[dict]]:
 
 
 def test_a_busy_rasa_parses_messages_in_its_nlu_worker(stack):
-    pid = nlu_worker_pid(stack)
+    pid = stack.nlu_worker_pid()
     assert pid in descendants(rasa_server_pid(stack))
     assert b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
     before = cpu_ticks(pid)
@@ -75,7 +62,7 @@ def test_a_busy_rasa_parses_messages_in_its_nlu_worker(stack):
 
 
 def test_the_conversation_goes_on_when_the_nlu_worker_dies(stack):
-    pid = nlu_worker_pid(stack)
+    pid = stack.nlu_worker_pid()
 
     os.kill(pid, signal.SIGKILL)
     replies = say_at_once(stack, ["hi", "do you take paypal?"] * 6)
