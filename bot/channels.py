@@ -1,6 +1,29 @@
-"""Rasa's socket.io channel, with the widget's resends answered once, and its
-rooms shared by several Rasa instances when asked (``credentials.yml`` and
-``credentials.scaled.yml``).
+"""Rasa's socket.io channel, with private server-issued sessions, the chat
+limits and the customer's identity checked before Rasa acts on a message, the
+widget's resends answered once, and its rooms shared by several Rasa
+instances when asked (``credentials.yml`` and ``credentials.scaled.yml``).
+
+**Private sessions (issue 19).** Rasa's stock channel joined a socket to
+whatever session id it named. Here ``session_request {session_id?,
+session_token?}`` keeps the id only with its signed token (bot/sessions.py)
+and otherwise issues a new one; ``session_confirm`` is an object
+``{session_id, session_token}`` (rasa-webchat and our widget read
+``.session_id``). The socket is bound to that one session (in this process,
+forgotten on disconnect): its room is the only one it enters, and a
+``user_uttered`` is taken only if its ``session_id`` is the bound one;
+anything else is ignored.
+
+**Limits and identity** (bot/chat_guard.py): before ``on_new_message`` the
+text is cleaned, the conversation's and the address's rates counted, its
+length measured, the metadata (``customData``) cleaned and the identity token
+in ``customData.identity_token`` checked. A message over
+``CHAT_MAX_MESSAGE_CHARS`` gets one ``bot_uttered`` with the text of
+``utter_message_too_long`` and ``"error": "message_too_long"``; a throttled
+conversation gets one ``utter_slow_down`` (``"error": "rate_limited"``) per
+throttled stretch, its other messages dropped. Either way the message counts
+as handled (``message_handled``), so the widget does not send it again. A
+message verified as a different customer than the session's starts a new
+session first.
 
 **Resends (issue 11).** The widget gives every customer message an id of
 its own and sends it as ``message_id``; this channel passes it to Rasa
@@ -29,7 +52,8 @@ not prove a message was handled. After Rasa has finished (and saved) a
 message that came with a ``message_id``, this channel emits
 ``message_handled`` ``{"message_id": ...}`` to the conversation's room;
 before each ``session_confirm`` it tells the client so with
-``session_features`` ``{"message_handled": true}``. A client that knows this
+``session_features`` ``{"message_handled": true, "session_tokens": true,
+"max_message_chars": <CHAT_MAX_MESSAGE_CHARS>}``. A client that knows this
 (the widget, bench/scale_load.py) keeps a message awaiting until it is
 handled and resends it otherwise, however many replies came; it shows, of a
 replayed answer, only the messages after the ones it already has. A stock
@@ -56,7 +80,7 @@ started.
 listeners start the NLU worker process once the model is loaded and end it
 when the server stops.
 
-Everything else (events, options, session persistence, metadata) is Rasa's.
+Everything else (events, options, session persistence) is Rasa's.
 The channel keeps the stock name, ``socketio``: Rasa's HTTP API finds the
 output channel of ``output_channel=socketio`` by that name, and the CRM
 (crm_backend/rasa.py) asks for it.
@@ -67,11 +91,10 @@ instances (docs/operations.md).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Set, Text
 
 import rasa.shared.utils.io
 from rasa.core.channels.channel import UserMessage
@@ -81,6 +104,17 @@ from sanic import Blueprint
 from socketio import AsyncRedisManager, AsyncServer
 
 from bot import gc_freeze, nlu_worker
+from bot.chat_guard import (
+    RATE_LIMITED_ERROR,
+    SLOW_DOWN_RESPONSE,
+    TOO_LONG_ERROR,
+    TOO_LONG_RESPONSE,
+    OnNewMessage,
+    guard_for,
+    log_id,
+)
+from bot.chat_limits import clean_text, client_ip
+from bot.sessions import SessionSigner
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +132,11 @@ REPLAY_KEY = "replay_of"
 HANDLED_EVENT = "message_handled"
 # Emitted to a socket before its `session_confirm`: what this channel does beyond the stock one.
 FEATURES_EVENT = "session_features"
-FEATURES = {HANDLED_EVENT: True}
-
-OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+# With ``max_message_chars`` (CHAT_MAX_MESSAGE_CHARS) added when the channel is built.
+FEATURES = {HANDLED_EVENT: True, "session_tokens": True}
+CONFIRM_EVENT = "session_confirm"
+# How many throttled conversations a process remembers having told to slow down.
+MAX_THROTTLED_REMEMBERED = 10_000
 
 
 def use_client_manager(server: AsyncServer, manager: Any) -> None:
@@ -112,6 +148,13 @@ def use_client_manager(server: AsyncServer, manager: Any) -> None:
     """
     server.manager = manager
     manager.set_server(server)
+
+
+def socket_client_ip(environ: Dict[Text, Any]) -> Text:
+    """The address a socket's messages count against (bot/chat_limits.py, "Client address")."""
+    request = environ.get("sanic.request")
+    peer = getattr(request, "ip", None) or environ.get("REMOTE_ADDR")
+    return client_ip(peer, environ.get("HTTP_X_FORWARDED_FOR"))
 
 
 def client_message_id(data: Dict[Text, Any]) -> Optional[Text]:
@@ -156,8 +199,9 @@ class ReplayOutput(SocketIOOutput):
 
 
 class RedisSocketIOInput(SocketIOInput):
-    """Rasa's socket.io input channel: client message ids kept, resends answered
-    once, its rooms shared by every instance through Redis when asked."""
+    """Rasa's socket.io input channel: server-issued sessions, the chat limits,
+    the customer's identity checked, client message ids kept, resends
+    answered once, its rooms shared by every instance through Redis when asked."""
 
     app: Any = None  # the Sanic app the blueprint is registered on (its ``ctx.agent``)
 
@@ -171,18 +215,41 @@ class RedisSocketIOInput(SocketIOInput):
             use_client_manager(sio, AsyncRedisManager(redis_url, channel=channel))
             logger.info("socket.io rooms are shared with the other Rasa instances through Redis (channel %s).", channel)
 
-        async def handle_message(sid: Text, data: Dict) -> None:
+        self.guard = guard_for(on_new_message)
+        self.sessions = SessionSigner(self.guard.secret)
+        self.features = {**FEATURES, "max_message_chars": self.guard.limits.max_message_chars}
+        # Per socket of this process: the session it holds, the address it counts against.
+        self.bound_sessions: Dict[Text, Text] = {}
+        self.addresses: Dict[Text, Text] = {}
+        # Conversations told to slow down and not yet let through again.
+        self.throttled: Set[Text] = set()
+        namespace = self.namespace or "/"
+
+        async def handle_message(sid: Text, data: Any) -> None:
             await self.handle_user_message(sid, data, on_new_message)
 
-        # Takes the place of the stock handler registered by super().blueprint().
+        # Each takes the place of the stock handler registered by super().blueprint().
         sio.on(self.user_message_evt, handler=handle_message, namespace=self.namespace)
 
-        stock_session_request = sio.handlers[self.namespace or "/"]["session_request"]
+        stock_connect = sio.handlers[namespace]["connect"]
 
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
-            # Before the confirm: a client sends its queue as soon as it is confirmed.
-            await sio.emit(FEATURES_EVENT, FEATURES, room=sid)
-            await stock_session_request(sid, data)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+            accepted = await stock_connect(sid, environ, auth)
+            if accepted is not False:
+                self.addresses[sid] = socket_client_ip(environ)
+            return accepted
+
+        sio.on("connect", handler=connect, namespace=self.namespace)
+
+        async def disconnect(sid: Text) -> None:
+            self.bound_sessions.pop(sid, None)
+            self.addresses.pop(sid, None)
+            logger.debug("User %s disconnected from socketIO endpoint.", sid)
+
+        sio.on("disconnect", handler=disconnect, namespace=self.namespace)
+
+        async def session_request(sid: Text, data: Any) -> None:
+            await self.handle_session_request(sid, data)
 
         sio.on("session_request", handler=session_request, namespace=self.namespace)
 
@@ -196,10 +263,29 @@ class RedisSocketIOInput(SocketIOInput):
         socketio_blueprint.listener(nlu_worker.after_server_stop, "after_server_stop")
         return socketio_blueprint
 
-    async def handle_user_message(self, sid: Text, data: Dict, on_new_message: OnNewMessage) -> None:
-        """The stock handler, with the client's message id, and resends looked up first."""
+    async def handle_session_request(self, sid: Text, data: Any) -> None:
+        """Binds the socket to the session it holds the token of, or to a new one."""
         data = data if isinstance(data, dict) else {}
-        output_channel = SocketIOOutput(self.sio, self.bot_message_evt)
+        session_id, session_token, kept = self.sessions.session_for(data.get("session_id"), data.get("session_token"))
+        if not kept and data.get("session_id"):
+            logger.debug("Socket %s named a session without its token: it gets a new session.", sid)
+        previous = self.bound_sessions.get(sid)
+        if self.session_persistence and previous is not None and previous != session_id:
+            self.sio.leave_room(sid, previous)
+        self.bound_sessions[sid] = session_id
+        # Before the confirm: a client sends its queue as soon as it is confirmed.
+        await self.sio.emit(FEATURES_EVENT, self.features, room=sid)
+        if self.session_persistence:
+            self.sio.enter_room(sid, session_id)
+        await self.sio.emit(CONFIRM_EVENT, {"session_id": session_id, "session_token": session_token}, room=sid)
+        logger.debug("User %s connected to socketIO endpoint.", sid)
+
+    async def handle_user_message(self, sid: Text, data: Any, on_new_message: OnNewMessage) -> None:
+        """The stock handler, for the socket's own session only, with the chat
+        limits and identity checked first, the client's message id kept, and
+        resends looked up."""
+        if not isinstance(data, dict):
+            return
         if self.session_persistence:
             if not data.get("session_id"):
                 rasa.shared.utils.io.raise_warning(
@@ -207,30 +293,69 @@ class RedisSocketIOInput(SocketIOInput):
                     "Make sure to set a proper session id using the `session_request` socketIO event."
                 )
                 return
-            sender_id = data["session_id"]
+            sender_id = self.bound_sessions.get(sid)
+            if sender_id is None or data["session_id"] != sender_id:
+                logger.debug("Socket %s sent a message for a session it does not hold: ignored.", sid)
+                return
         else:
             sender_id = sid
-
-        metadata = data.get(self.metadata_key, {})
-        if isinstance(metadata, Text):
-            metadata = json.loads(metadata)
+        text = data.get("message")
+        if not isinstance(text, str):
+            logger.debug("Socket %s sent a message without text: ignored.", sid)
+            return
+        text = clean_text(text)
         message_id = client_message_id(data)
+
+        wait = await self.guard.wait_needed(sender_id, self.addresses.get(sid, "unknown"))
+        if wait:
+            await self.refuse_throttled(sender_id, message_id)
+            return
+        self.throttled.discard(sender_id)
+        if self.guard.too_long(text):
+            await self.refuse(sender_id, message_id, TOO_LONG_RESPONSE, TOO_LONG_ERROR)
+            return
+
+        checked = self.guard.check_metadata(data.get(self.metadata_key))
+        output_channel = SocketIOOutput(self.sio, self.bot_message_evt)
         message = UserMessage(
-            data.get("message", ""),
+            text,
             output_channel,
             sender_id,
             input_channel=self.name(),
             message_id=message_id,
-            metadata=metadata,
+            metadata=checked.metadata,
         )
+        agent = self.agent()
+        await self.guard.start_session_if_identity_changed(agent, message, checked.identity, on_new_message)
         if data.get("resend") is True and message_id:
             await self.handle_resend(message, on_new_message)
         else:
             await on_new_message(message)
-        agent = self.agent()
         if message_id and agent is not None and agent.is_ready():
             # Only now: had Rasa failed or died on the way, the client would
             # resend it. (Without a ready agent Rasa ignored the message.)
+            await self.sio.emit(HANDLED_EVENT, {"message_id": message_id}, room=sender_id)
+
+    async def refuse(self, sender_id: Text, message_id: Optional[Text], response: Text, error: Text) -> None:
+        """One bot message saying why a message was not taken; the message counts as handled
+        (the client shows the reply and does not send it again)."""
+        text = self.guard.text(self.agent(), response)
+        await self.sio.emit(self.bot_message_evt, {"text": text, "error": error}, room=sender_id)
+        await self.say_handled(sender_id, message_id)
+
+    async def refuse_throttled(self, sender_id: Text, message_id: Optional[Text]) -> None:
+        """The first message of a throttled stretch is told to slow down; the rest are dropped."""
+        if sender_id in self.throttled:
+            await self.say_handled(sender_id, message_id)
+            return
+        if len(self.throttled) > MAX_THROTTLED_REMEMBERED:
+            self.throttled.clear()
+        self.throttled.add(sender_id)
+        logger.info("Conversation %s is sending too fast: throttled.", log_id(sender_id))
+        await self.refuse(sender_id, message_id, SLOW_DOWN_RESPONSE, RATE_LIMITED_ERROR)
+
+    async def say_handled(self, sender_id: Text, message_id: Optional[Text]) -> None:
+        if message_id:
             await self.sio.emit(HANDLED_EVENT, {"message_id": message_id}, room=sender_id)
 
     def agent(self) -> Any:

@@ -73,7 +73,8 @@ def test_with_a_redis_url_rooms_are_shared_through_redis(monkeypatch):
 
 # --- message ids and resends ---------------------------------------------
 
-SESSION = "session-1"
+SESSION = "0123456789abcdef0123456789abcde5"
+SECRET = "test-chat-identity-secret-0123456789abcdef"
 MESSAGE_ID = "0123456789abcdef0123456789abcdef"
 
 
@@ -111,10 +112,14 @@ class CountingRetrievals:
 
 
 class Rig:
-    """The channel with its blueprint built, a fake agent and a recorder for what goes to sockets."""
+    """The channel with its blueprint built, a fake agent and a recorder for what goes to sockets.
+
+    Sockets ``sid-1`` and ``sid-2`` hold the session ``SESSION`` (they asked
+    for it with its token, as a reconnecting widget does)."""
 
     def __init__(self, monkeypatch, hold=None):
         monkeypatch.delenv("SOCKETIO_REDIS_URL", raising=False)
+        monkeypatch.setenv("CHAT_IDENTITY_SECRET", SECRET)
         self.channel = RedisSocketIOInput.from_credentials(CREDENTIALS)
         self.tracker_store = InMemoryTrackerStore(Domain.empty())
         self.processor = FakeProcessor(self.tracker_store, hold)
@@ -134,13 +139,21 @@ class Rig:
         self.channel.blueprint(on_new_message)
         self.channel.app = SimpleNamespace(ctx=SimpleNamespace(agent=self.agent))
         self.emitted = []
+        self.rooms = {}  # sid -> the room it is in
 
         async def emit(event, data=None, room=None, **kwargs):
             self.emitted.append((event, data, room))
 
         self.channel.sio.emit = emit
-        # The handler socket.io calls for `user_uttered`.
+        self.channel.sio.enter_room = lambda sid, room, namespace=None: self.rooms.__setitem__(sid, room)
+        self.channel.sio.leave_room = lambda sid, room, namespace=None: self.rooms.pop(sid, None)
+        # The handlers socket.io calls.
         self.handler = self.channel.sio.handlers["/"]["user_uttered"]
+        self.session_request = self.channel.sio.handlers["/"]["session_request"]
+        token = self.channel.sessions.token_for(SESSION)
+        for sid in ("sid-1", "sid-2"):
+            asyncio.run(self.session_request(sid, {"session_id": SESSION, "session_token": token}))
+        self.emitted.clear()
 
     def send(self, text, **fields):
         payload = {"message": text, "session_id": SESSION, "customData": {"channel": "web_widget"}, **fields}
@@ -249,17 +262,16 @@ def test_a_message_rasa_ignored_for_want_of_a_model_is_not_said_to_be_handled(mo
     assert [event for event, _, _ in rig.emitted if event == "message_handled"] == []
 
 
-def test_each_connection_is_told_of_the_handled_event_before_its_session_is_confirmed(monkeypatch):
+def test_each_connection_is_told_of_the_channels_features_before_its_session_is_confirmed(monkeypatch):
     rig = Rig(monkeypatch)
-    session_request = rig.channel.sio.handlers["/"]["session_request"]
-    rig.channel.sio.enter_room = lambda sid, room, namespace=None: None
 
-    asyncio.run(session_request("sid-1", {"session_id": SESSION}))
+    asyncio.run(rig.session_request("sid-3", {"session_id": SESSION, "session_token": rig.channel.sessions.token_for(SESSION)}))
 
     assert rig.emitted == [
-        ("session_features", {"message_handled": True}, "sid-1"),
-        ("session_confirm", SESSION, "sid-1"),
+        ("session_features", {"message_handled": True, "session_tokens": True, "max_message_chars": 2000}, "sid-3"),
+        ("session_confirm", {"session_id": SESSION, "session_token": rig.channel.sessions.token_for(SESSION)}, "sid-3"),
     ]
+    assert rig.rooms["sid-3"] == SESSION
 
 
 def test_a_resend_arriving_while_the_first_copy_is_answered_waits_for_it_and_is_not_processed(monkeypatch):
@@ -332,3 +344,249 @@ def test_a_replayed_agent_reply_is_marked_too(monkeypatch):
         ("bot_uttered", {"text": "Sam here", "agent_name": "Sam", "replay_of": MESSAGE_ID}, SESSION),
         ("message_handled", {"message_id": MESSAGE_ID}, SESSION),
     ]
+
+
+# --- private sessions, limits and identity, through a real server ------------
+#
+# A Sanic server with both channels on a free port and python-socketio
+# clients (tests/bot/chat_app.py); the agent is a stand-in that records what
+# reaches it.
+
+import jwt  # noqa: E402
+import time  # noqa: E402
+
+from bot.channels import socket_client_ip  # noqa: E402
+from tests.bot.chat_app import SECRET as APP_SECRET, ChatApp, domain, settle, until  # noqa: E402
+
+
+def identity_token(email, secret=APP_SECRET, **claims):
+    return jwt.encode({"email": email, "exp": int(time.time()) + 600, **claims}, secret, algorithm="HS256")
+
+
+def domain_text(name):
+    return domain().responses[name][0]["text"]
+
+
+def test_a_session_is_issued_by_the_server_with_its_token_and_kept_on_reconnect(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            first = await app.socket()
+            issued = await first.session(session_id="chosen-by-the-client")
+            await first.sio.disconnect()
+            again = await app.socket()
+            kept = await again.session(**issued)
+            return issued, kept, first.received[0]
+
+    issued, kept, features = asyncio.run(scenario())
+
+    assert issued["session_id"] != "chosen-by-the-client" and len(issued["session_id"]) == 32
+    assert kept == issued
+    assert features == ("session_features", {"message_handled": True, "session_tokens": True, "max_message_chars": 2000})
+
+
+def test_a_socket_naming_another_sessions_id_gets_a_new_session_reads_nothing_and_cannot_write(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            customer = await app.socket()
+            session = await customer.session()
+            intruder = await app.socket()
+            forged = await intruder.session(session_id=session["session_id"], session_token="x" * 43)
+            await intruder.session(session_id=session["session_id"])  # no token at all
+            await intruder.say(session["session_id"], "let me in")  # writing into the customer's conversation
+            await customer.say(session["session_id"], "where is my order")
+            await until(lambda: customer.bot_messages())
+            return app, session, forged, customer, intruder
+
+    app, session, forged, customer, intruder = asyncio.run(scenario())
+
+    assert forged["session_id"] != session["session_id"]
+    assert [m.text for m in app.agent.handled] == ["where is my order"]
+    assert customer.bot_messages() == [{"text": "answer to where is my order"}]
+    assert intruder.bot_messages() == []
+
+
+def test_a_socket_leaves_its_old_session_when_it_takes_a_new_one(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            old = await client.session()
+            new = await client.session()
+            await client.say(old["session_id"], "into the old one")
+            await client.say(new["session_id"], "into the new one")
+            await until(lambda: client.bot_messages())
+            return app, old, new
+
+    app, old, new = asyncio.run(scenario())
+
+    assert old != new
+    assert [(m.sender_id, m.text) for m in app.agent.handled] == [(new["session_id"], "into the new one")]
+
+
+def test_a_disconnected_socket_holds_no_session(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            await client.session()
+            await client.sio.disconnect()
+            await until(lambda: not app.socket_channel.bound_sessions and not app.socket_channel.addresses)
+            return app.socket_channel
+
+    channel = asyncio.run(scenario())
+
+    assert channel.bound_sessions == {} and channel.addresses == {}
+
+
+def test_a_message_over_the_size_limit_gets_one_polite_reply_and_never_reaches_rasa(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            session = await client.session()
+            await client.say(session["session_id"], "x" * 2001, message_id=MESSAGE_ID)
+            await client.say(session["session_id"], "é" * 2000)
+            await until(lambda: len(client.bot_messages()) == 2)
+            return app, client
+
+    app, client = asyncio.run(scenario())
+
+    assert [len(m.text) for m in app.agent.handled] == [2000]
+    too_long, answer = client.bot_messages()
+    assert too_long == {"text": domain_text("utter_message_too_long").replace("{max_message_chars}", "2000"), "error": "message_too_long"}
+    assert "2000 characters" in too_long["text"]
+    assert ("message_handled", {"message_id": MESSAGE_ID}) in client.received  # the widget does not send it again
+
+
+def test_a_burst_of_forty_from_one_conversation_is_throttled_with_one_slow_down(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            session = await client.session()
+            for number in range(40):
+                await client.say(session["session_id"], f"message {number}")
+            await until(lambda: len(app.agent.handled) >= 20 and any(m.get("error") for m in client.bot_messages()))
+            await settle(0.3)
+            return app, client
+
+    app, client = asyncio.run(scenario())
+
+    assert len(app.agent.handled) == 20
+    slow_down = [m for m in client.bot_messages() if m.get("error") == "rate_limited"]
+    assert slow_down == [{"text": domain_text("utter_slow_down"), "error": "rate_limited"}]
+
+
+def test_fifty_conversations_from_one_address_are_not_throttled(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            clients = [await app.socket() for _ in range(50)]
+            sessions = [await client.session() for client in clients]
+            for turn in range(10):
+                for client, session in zip(clients, sessions):
+                    await client.say(session["session_id"], f"turn {turn}")
+                await settle(0.05)
+            await until(lambda: len(app.agent.handled) == 500)
+            return app, clients
+
+    app, clients = asyncio.run(scenario())
+
+    assert len(app.agent.handled) == 500
+    assert not any(m.get("error") for client in clients for m in client.bot_messages())
+
+
+def test_text_and_metadata_are_cleaned_before_rasa_sees_them(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            session = await client.session()
+            sid = session["session_id"]
+            await client.say(sid, "hi\ud800\x00!", customData={"na\udfffme": "x\x00y"})
+            await client.say(sid, "nested", customData=nested_dict(20))
+            await client.say(sid, "a list", customData=[1, 2, 3])
+            await client.say(sid, "a json string", customData='{"channel": "web"}')
+            await client.say(sid, "too big", customData={"note": "x" * 5000})
+            await client.say(sid, ["not", "text"])
+            await client.say(sid, None)
+            await client.sio.emit("user_uttered", [1, 2, 3])
+            await client.say(sid, "last")
+            await until(lambda: app.agent.handled and app.agent.handled[-1].text == "last")
+            return app
+
+    app = asyncio.run(scenario())
+
+    assert [(m.text, m.metadata) for m in app.agent.handled] == [
+        ("hi\ufffd!", {"na\ufffdme": "xy"}),
+        ("nested", {}),
+        ("a list", {}),
+        ("a json string", {"channel": "web"}),
+        ("too big", {}),
+        ("last", {}),
+    ]
+
+
+def nested_dict(depth):
+    value = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_a_signed_identity_is_verified_and_a_client_sent_one_never_reaches_rasa(monkeypatch):
+    forged = {"email": "ada@example.com", "verified": True, "via": "token"}
+
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            sid = (await client.session())["session_id"]
+            await client.say(sid, "claim", customData={"identity": forged, "email": "ada@example.com"})
+            await client.say(sid, "forged", customData={"identity_token": identity_token("ada@example.com", "not-the-secret-0123456789abcdef")})
+            await client.say(sid, "signed", customData={"identity_token": identity_token("Ada@Example.com", name="Ada")})
+            await until(lambda: len(app.agent.handled) == 3)
+            return app
+
+    app = asyncio.run(scenario())
+
+    claim, forged_token, signed = app.agent.handled
+    assert claim.metadata == {"email": "ada@example.com"}
+    assert forged_token.metadata == {}
+    assert signed.metadata == {
+        "identity": {"email": "ada@example.com", "name": "Ada", "external_id": None, "verified": True, "via": "token"}
+    }
+
+
+def test_a_different_verified_customer_in_the_same_conversation_starts_a_new_session_first(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch) as app:
+            client = await app.socket()
+            sid = (await client.session())["session_id"]
+            await client.say(sid, "anonymous hello")
+            retrievals_for_anonymous = app.agent.tracker_store.retrievals
+            await client.say(sid, "I am Ada", customData={"identity_token": identity_token("ada@example.com")})
+            await client.say(sid, "still Ada", customData={"identity_token": identity_token("ada@example.com")})
+            await client.say(sid, "now Bob", customData={"identity_token": identity_token("bob@example.com")})
+            await until(lambda: len(app.agent.handled) == 5)
+            return app, retrievals_for_anonymous
+
+    app, retrievals_for_anonymous = asyncio.run(scenario())
+
+    assert [m.text for m in app.agent.handled] == ["anonymous hello", "I am Ada", "still Ada", "/session_start", "now Bob"]
+    assert retrievals_for_anonymous == 0  # an anonymous message costs no tracker retrieval
+
+
+def test_a_socket_counts_against_the_address_a_local_proxy_forwarded():
+    request = SimpleNamespace(ip="127.0.0.1")
+
+    assert socket_client_ip({"sanic.request": request, "HTTP_X_FORWARDED_FOR": "10.0.0.1,198.51.100.7"}) == "198.51.100.7"
+    assert socket_client_ip({"sanic.request": SimpleNamespace(ip="203.0.113.5"), "HTTP_X_FORWARDED_FOR": "1.2.3.4"}) == "203.0.113.5"
+
+
+def test_one_address_over_its_own_limit_is_throttled_across_conversations(monkeypatch):
+    async def scenario():
+        async with ChatApp(monkeypatch, CHAT_IP_BURST="5", CHAT_IP_PER_MINUTE="1") as app:
+            clients = [await app.socket() for _ in range(8)]
+            for client in clients:
+                await client.say((await client.session())["session_id"], "hi")
+            await until(lambda: sum(len(c.bot_messages()) for c in clients) == 8)
+            return app, clients
+
+    app, clients = asyncio.run(scenario())
+
+    assert len(app.agent.handled) == 5
+    assert sum(1 for c in clients for m in c.bot_messages() if m.get("error") == "rate_limited") == 3
