@@ -1,1 +1,1 @@
-"""Custom actions of the Northwind Goods assistant (run by `rasa run actions`)."""
+"""Custom actions of the Northwind Goods assistant (run by `python -m actions.server`)."""

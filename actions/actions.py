@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -11,39 +10,34 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
+from actions.identity import verified_identity
 
 logger = logging.getLogger(__name__)
 
-# Deliberately loose: the CRM does the real validation; this only decides
-# whether a sender id or metadata value is worth looking up at all.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
 crm = CRMClient()
 
+NAME_LENGTH = 60
 
-def known_email(tracker: Tracker) -> Optional[str]:
-    """The customer's email, if the conversation already tells us.
 
-    In order: the slot, the ``email`` the host page passed with the message
-    (socket.io ``customData`` / message metadata), or a sender id that is
-    itself an email address (integrations often use one).
-    """
-    email = tracker.get_slot("customer_email")
-    if not email:
-        user_event = tracker.get_last_event_for("user") or {}
-        email = (user_event.get("metadata") or {}).get("email")
-    if not email:
-        email = tracker.sender_id
-    email = (email or "").strip().lower()
-    return email if EMAIL_PATTERN.match(email) else None
+def clean_name(name: Any) -> str:
+    """One line, not too long, and never an email address dressed up as a name."""
+    text = " ".join(str(name or "").split())[:NAME_LENGTH]
+    return "" if "@" in text else text
+
+
+def first_name(name: Optional[str]) -> Optional[str]:
+    words = clean_name(name).split()
+    return words[0] if words else None
 
 
 class ActionIdentifyCustomer(Action):
-    """Looks the sender up in the CRM so replies can use their name.
+    """Fills the name slots that ``utter_greet`` uses, for a verified customer only.
 
-    Sets ``customer_known`` and the name slots that ``utter_greet`` and later
-    flows use. Never fails the conversation: when the CRM cannot be reached the
-    customer is simply greeted without a name.
+    The name is the signed identity's ``name``, else the CRM's name for the
+    verified address; never one made out of an email address, and never one
+    for an address that is only claimed (typed, sender id, unsigned
+    metadata). Never fails the conversation: when the CRM cannot be reached
+    the customer is simply greeted without a name.
     """
 
     def name(self) -> str:
@@ -52,22 +46,30 @@ class ActionIdentifyCustomer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        if tracker.get_slot("customer_known"):
+        identity = verified_identity(tracker)
+        if not identity:
+            # Nobody verified (any more): no name from an earlier customer.
+            if tracker.get_slot("customer_known") or tracker.get_slot("customer_name"):
+                return [
+                    SlotSet("customer_name", None),
+                    SlotSet("customer_first_name", None),
+                    SlotSet("customer_known", False),
+                ]
             return []
-        email = known_email(tracker)
-        if not email:
+        email = identity["email"]
+        if tracker.get_slot("customer_known") and tracker.get_slot("customer_email") == email:
             return []
-        try:
-            customer = await crm.find_customer_by_email(email)
-        except (CRMUnavailable, CRMError) as error:
-            logger.warning("could not look up %s in the CRM: %s", email, error)
-            return [SlotSet("customer_email", email)]
-        if not customer:
-            return [SlotSet("customer_email", email)]
-        name = (customer.get("name") or "").strip()
+        name = clean_name(identity.get("name"))
+        if not name:
+            try:
+                customer = await crm.find_customer_by_email(email)
+            except (CRMUnavailable, CRMError) as error:
+                logger.warning("could not look up a verified customer in the CRM: %s", error)
+                customer = None
+            name = clean_name((customer or {}).get("name"))
         return [
-            SlotSet("customer_email", customer.get("email") or email),
+            SlotSet("customer_email", email),
             SlotSet("customer_name", name or None),
-            SlotSet("customer_first_name", name.split()[0] if name else None),
+            SlotSet("customer_first_name", first_name(name)),
             SlotSet("customer_known", bool(name)),
         ]

@@ -2,8 +2,10 @@
 
 Actions never build URLs themselves; they call a method here. Every method
 either returns data or raises ``CRMUnavailable`` (network trouble, timeouts,
-5xx) / ``CRMError`` (the CRM refused the request), so an action can tell the
-customer something honest instead of crashing.
+5xx, or ``CRMAuthError``: the CRM refused the bot's own key) / ``CRMError``
+(the CRM refused the request itself), so an action can tell the customer
+something honest instead of crashing: a problem on our side is never the
+customer's fault.
 """
 
 from __future__ import annotations
@@ -24,16 +26,53 @@ API_PREFIX = "/api/v1"
 
 
 class CRMError(Exception):
-    """The CRM answered, but refused the request (a 4xx other than 404)."""
+    """The CRM answered, but refused the request (a 4xx other than 401, 403 and 404)."""
 
     def __init__(self, status: int, problem: dict[str, Any]):
         self.status = status
         self.problem = problem
         super().__init__(f"CRM answered {status}: {problem.get('detail') or problem.get('title')}")
 
+    @property
+    def kind(self) -> str:
+        """The last part of the problem's ``type``: ``daily-limit``, ``already-rated``, ... or ``""``."""
+        problem_type = self.problem.get("type")
+        if not isinstance(problem_type, str) or problem_type == "about:blank":
+            return ""
+        return problem_type.rstrip("/").rsplit("/", 1)[-1]
+
+    def about(self, field: str) -> bool:
+        """Whether the CRM named ``field`` among the invalid ones."""
+        errors = self.problem.get("errors")
+        named = [e.get("field") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+        return field in named or field in str(self.problem.get("detail") or "")
+
+    @property
+    def daily_limit(self) -> bool:
+        """This conversation or customer reached today's cap (CHAT_DAILY_*)."""
+        return self.status == 429 and self.kind == "daily-limit"
+
+    @property
+    def already_rated(self) -> bool:
+        """This conversation (or handoff) already has its score."""
+        return self.status == 409 and self.kind == "already-rated"
+
 
 class CRMUnavailable(Exception):
     """The CRM could not be reached in time, or failed on its side."""
+
+
+class CRMAuthError(CRMUnavailable):
+    """The CRM refused the bot's own API key (401) or its scopes (403).
+
+    A fault in our configuration, so actions treat it like an unreachable
+    CRM: a technical problem on our side, never the customer's mistake.
+    """
+
+    def __init__(self, status: int, problem: dict[str, Any]):
+        self.status = status
+        self.problem = problem
+        super().__init__(f"CRM refused the bot's key with {status}: {problem.get('detail') or problem.get('title')}")
 
 
 def _read_api_key() -> str:
@@ -45,6 +84,16 @@ def _read_api_key() -> str:
     if key_file and Path(key_file).is_file():
         return Path(key_file).read_text(encoding="utf-8").strip()
     return ""
+
+
+# Every client made, so the action server can close their connections when it stops.
+_instances: "weakref.WeakSet[CRMClient]" = weakref.WeakSet()
+
+
+async def aclose_all() -> None:
+    """Closes the HTTP client of the running loop of every ``CRMClient``."""
+    for client in list(_instances):
+        await client.aclose()
 
 
 class CRMClient:
@@ -70,6 +119,7 @@ class CRMClient:
         self._clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
             weakref.WeakKeyDictionary()
         )
+        _instances.add(self)
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -124,6 +174,10 @@ class CRMClient:
                 continue
             if response.status_code == 404:
                 return None
+            if response.status_code in (401, 403):
+                error = CRMAuthError(response.status_code, _problem(response))
+                logger.error("%s %s: %s (check CRM_API_KEY / CRM_API_KEY_FILE)", method, path, error)
+                raise error
             if response.status_code >= 400:
                 raise CRMError(response.status_code, _problem(response))
             return response.json()

@@ -16,8 +16,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.actions import known_email
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
+from actions.identity import verified_email
 from actions.tickets import form_run_key
 
 logger = logging.getLogger(__name__)
@@ -145,10 +145,21 @@ class ActionSubmitFeedback(Action):
                 score=score,
                 comment=None if comment in (None, "none") else comment,
                 conversation_id=tracker.sender_id,
-                customer_email=known_email(tracker),
+                # A score is someone's only when verified; a claimed address
+                # must not put words in a customer's mouth.
+                customer_email=verified_email(tracker),
                 idempotency_key=form_run_key(tracker, "feedback_form", "feedback"),
             )
-        except (CRMUnavailable, CRMError) as error:
+        except CRMError as error:
+            logger.warning("feedback of %s not saved: %s", tracker.sender_id, error)
+            if error.already_rated:
+                dispatcher.utter_message(response="utter_feedback_already_recorded")
+            elif error.daily_limit:
+                dispatcher.utter_message(response="utter_feedback_daily_limit")
+            else:
+                dispatcher.utter_message(response="utter_feedback_not_saved")
+            return reset
+        except CRMUnavailable as error:
             logger.warning("feedback of %s not saved: %s", tracker.sender_id, error)
             dispatcher.utter_message(response="utter_feedback_not_saved")
             return reset

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.tickets import KnownEmailMixin, form_run_key
+from actions.tickets import KnownEmailMixin, form_run_key, name_for
 
 logger = logging.getLogger(__name__)
 
@@ -110,16 +110,21 @@ class ActionRequestHandoff(Action):
                 conversation_id=tracker.sender_id,
                 reason=reason,
                 customer_email=email,
-                customer_name=tracker.get_slot("customer_name"),
+                customer_name=name_for(tracker, email),
                 ticket=tracker.get_slot("last_ticket_number"),
                 transcript=transcript_of(tracker),
                 idempotency_key=form_run_key(tracker, "handoff_form", "handoff"),
             )
         except CRMUnavailable as error:
+            # Unreachable, failing, or refusing the bot's own key: our side.
             logger.warning("handoff not queued for %s: %s", tracker.sender_id, error)
             dispatcher.utter_message(response="utter_handoff_unavailable")
             return [SlotSet("handoff_reason", None)]
         except CRMError as error:
+            if error.daily_limit:
+                logger.warning("handoff of %s over today's cap: %s", tracker.sender_id, error)
+                dispatcher.utter_message(response="utter_handoff_daily_limit")
+                return [SlotSet("handoff_reason", None)]
             if error.status != 409:
                 logger.warning("CRM refused the handoff for %s: %s", tracker.sender_id, error)
                 dispatcher.utter_message(response="utter_handoff_unavailable")

@@ -13,8 +13,9 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.actions import EMAIL_PATTERN, known_email
+from actions.actions import clean_name
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
+from actions.identity import EMAIL_PATTERN, claimed_email, verified_email, verified_identity
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,25 @@ def form_run_key(tracker: Tracker, form: str = "ticket_form", kind: str = "ticke
     return f"chat-{kind}-{digest[:40]}"
 
 
+# What action_create_ticket may say that ends in the offer of a person.
+OFFERS_OF_A_PERSON = {"utter_offer_human_for_need", "utter_ticket_daily_limit"}
+
+
 def offered_a_person(tracker: Tracker) -> bool:
-    """Whether the customer just said yes to the offer of a person after a ticket."""
+    """Whether the customer just said yes to the offer of a person after a ticket (or instead of one)."""
     if ((tracker.latest_message or {}).get("intent") or {}).get("name") != "affirm":
         return False
     last_bot = next((e for e in reversed(tracker.events) if e.get("event") == "bot"), None)
-    return bool(last_bot) and (last_bot.get("metadata") or {}).get("utter_action") == "utter_offer_human_for_need"
+    return bool(last_bot) and (last_bot.get("metadata") or {}).get("utter_action") in OFFERS_OF_A_PERSON
+
+
+def name_for(tracker: Tracker, email: Optional[str]) -> Optional[str]:
+    """The customer's name to send with ``email``: only the verified
+    customer's own, never a name paired with someone else's address."""
+    identity = verified_identity(tracker)
+    if not email or not identity or email != identity["email"]:
+        return None
+    return tracker.get_slot("customer_name") or clean_name(identity.get("name")) or None
 
 
 class KnownEmailMixin:
@@ -83,11 +97,13 @@ class KnownEmailMixin:
     async def extract_customer_email(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """Don't ask for an email the conversation already gave us (the
-        sender id or the host page's metadata)."""
+        """Don't ask for an email the conversation already gave us: the
+        verified customer's, else a claimed one (the sender id or the host
+        page's unsigned metadata). A claim is enough for replies to go to
+        that address, which is all these forms do with it."""
         if tracker.get_slot("customer_email"):
             return {}
-        email = known_email(tracker)
+        email = verified_email(tracker) or claimed_email(tracker)
         return {"customer_email": email} if email else {}
 
     def validate_customer_email(
@@ -141,20 +157,28 @@ class ActionCreateTicket(Action):
         try:
             ticket = await crm.create_ticket(
                 customer_email=email,
-                customer_name=tracker.get_slot("customer_name"),
+                customer_name=name_for(tracker, email),
                 subject=ticket_subject(description, order_number),
                 description=description,
                 conversation_id=tracker.sender_id,
                 idempotency_key=form_run_key(tracker),
             )
         except CRMUnavailable as error:
+            # Unreachable, failing, or refusing the bot's own key: our side.
             logger.warning("ticket not created for %s: %s", tracker.sender_id, error)
             dispatcher.utter_message(response="utter_ticket_system_down")
             return []
         except CRMError as error:
             logger.warning("CRM refused the ticket for %s: %s", tracker.sender_id, error)
-            dispatcher.utter_message(response="utter_ticket_rejected")
-            return [SlotSet("customer_email", None)] if error.status == 422 else []
+            if error.daily_limit:
+                dispatcher.utter_message(response="utter_ticket_daily_limit")
+                return [SlotSet("problem_description", None), SlotSet("order_number", None)]
+            if error.status == 422 and error.about("customer_email"):
+                # The one refusal the customer can fix: the address itself.
+                dispatcher.utter_message(response="utter_ticket_rejected")
+                return [SlotSet("customer_email", None)]
+            dispatcher.utter_message(response="utter_ticket_system_down")
+            return []
         number = ticket["number"]
         events: list[EventType] = [
             SlotSet("last_ticket_number", number),

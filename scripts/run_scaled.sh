@@ -51,6 +51,9 @@ export SOCKETIO_REDIS_URL=${SOCKETIO_REDIS_URL:-redis://${REDIS_PASSWORD:+:$REDI
 export SOCKETIO_REDIS_CHANNEL=${SOCKETIO_REDIS_CHANNEL:-helpdesk-socketio}
 # The CRM's rate-limit counters, shared by every gunicorn worker (and machine).
 export RATELIMIT_STORAGE_URI=${RATELIMIT_STORAGE_URI:-redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}$REDIS_HOST:$REDIS_PORT/3}
+# The chat channels' per-sender and per-address message limits, shared by both
+# Rasa instances (bot/; docs/security.md).
+export CHAT_RATE_LIMIT_REDIS_URL=${CHAT_RATE_LIMIT_REDIS_URL:-redis://${REDIS_PASSWORD:+:$REDIS_PASSWORD@}$REDIS_HOST:$REDIS_PORT/4}
 
 # RabbitMQ: Rasa publishes every event to the exchange, bound to the queue the CRM consumes.
 export RABBITMQ_HOST=${RABBITMQ_HOST:-127.0.0.1}
@@ -83,7 +86,6 @@ export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
 export BOT_NLU_WORKER=${BOT_NLU_WORKER:-0}
 export PYTHONUNBUFFERED=1
 export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
-export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
 
 crm=.venv/backend/bin/crm
 if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.gz ]; then
@@ -109,6 +111,9 @@ secret() {  # secret NAME FILE BYTES
 }
 secret RASA_TOKEN "$VAR_DIR/rasa_token" 32
 secret CRM_SECRET_KEY "$VAR_DIR/secret_key" 48
+secret CHAT_IDENTITY_SECRET "$VAR_DIR/chat_identity_secret" 48
+secret ACTIONS_TOKEN "$VAR_DIR/actions_token" 32
+secret REST_CHANNEL_TOKEN "$VAR_DIR/rest_channel_token" 32
 
 # Several backends may run this at once (one per machine): the migration
 # takes a PostgreSQL advisory lock, the others find the schema at head.

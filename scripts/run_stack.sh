@@ -40,7 +40,9 @@ export PYTHONUNBUFFERED=1
 # closed ("Cannot write to closing transport") and dropped the action. With a
 # longer server-side timeout the client always closes first.
 export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
-export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
+# The webhook SSRF guard stays on: integrations' endpoints must be public
+# addresses. WEBHOOK_ALLOW_PRIVATE=1 allows private ones for local testing
+# only (the CRM logs a warning when it is on).
 
 crm=.venv/backend/bin/crm
 if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.gz ]; then
@@ -48,27 +50,31 @@ if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.
   exit 1
 fi
 
-# The Rasa HTTP API token: generated once into var/ unless given. (It may
-# start with "-"; the Procfile passes it as --auth-token=..., never as a
-# separate argument, which Rasa's argument parser would take for an option.)
-if [ -z "${RASA_TOKEN:-}" ]; then
-  if [ ! -s "$VAR_DIR/rasa_token" ]; then
-    (umask 077 && .venv/backend/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > "$VAR_DIR/rasa_token")
+# Secrets: each generated once into $VAR_DIR unless given in the
+# environment, so they survive restarts and every process shares them.
+secret() {  # secret NAME FILE BYTES
+  if [ -z "${!1:-}" ]; then
+    if [ ! -s "$2" ]; then
+      (umask 077 && .venv/backend/bin/python -c "import secrets; print(secrets.token_urlsafe($3))" > "$2")
+    fi
+    export "$1"="$(cat "$2")"
   fi
-  RASA_TOKEN=$(cat "$VAR_DIR/rasa_token")
-fi
-export RASA_TOKEN
-
-# The agent console's key for its session cookie and CSRF tokens: generated
-# once into var/ unless given, so sessions survive restarts and are shared by
-# every gunicorn worker.
-if [ -z "${CRM_SECRET_KEY:-}" ]; then
-  if [ ! -s "$VAR_DIR/secret_key" ]; then
-    (umask 077 && .venv/backend/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' > "$VAR_DIR/secret_key")
-  fi
-  CRM_SECRET_KEY=$(cat "$VAR_DIR/secret_key")
-fi
-export CRM_SECRET_KEY
+  export "$1"
+}
+# The Rasa HTTP API token. (It may start with "-"; the Procfile passes it as
+# --auth-token=..., never as a separate argument, which Rasa's argument
+# parser would take for an option.)
+secret RASA_TOKEN "$VAR_DIR/rasa_token" 32
+# The agent console's key for its session cookie and CSRF tokens.
+secret CRM_SECRET_KEY "$VAR_DIR/secret_key" 48
+# The key host sites sign customers' identities with (docs/security.md): the
+# channels verify them, the demo shop page signs Ada's.
+secret CHAT_IDENTITY_SECRET "$VAR_DIR/chat_identity_secret" 48
+# What Rasa shows the action server (endpoints.yml); nothing else may call it.
+secret ACTIONS_TOKEN "$VAR_DIR/actions_token" 32
+# What a server-to-server integration shows the REST channel to assert a
+# verified customer email (credentials.yml).
+secret REST_CHANNEL_TOKEN "$VAR_DIR/rest_channel_token" 32
 
 "$crm" init-db
 if [ "${SEED_DEMO:-1}" = "1" ]; then

@@ -9,6 +9,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 
+def signed_in(email: str, name: Optional[str] = None, via: str = "token") -> dict[str, Any]:
+    """Message metadata as the channel writes it for a verified identity (bot/, contract)."""
+    return {"identity": {"email": email, "name": name, "external_id": None, "verified": True, "via": via}}
+
+
 def make_tracker(
     sender_id: str = "visitor-1",
     slots: Optional[dict[str, Any]] = None,

@@ -6,10 +6,10 @@ import respx
 from rasa_sdk.events import SlotSet
 
 from actions import feedback
-from actions.crm_client import CRMClient, CRMUnavailable
+from actions.crm_client import CRMAuthError, CRMClient, CRMError, CRMUnavailable
 from actions.feedback import ActionFeedbackIntro, ActionSubmitFeedback, ValidateFeedbackForm, parse_score
 
-from tests.actions.conftest import make_tracker
+from tests.actions.conftest import make_tracker, signed_in
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,8 @@ def crm(monkeypatch):
     return install
 
 
-def answered(score, comment, sender="ada@example.com"):
-    tracker = make_tracker(sender, slots={"feedback_score": score, "feedback_comment": comment})
+def answered(score, comment, sender="ada@example.com", metadata=None):
+    tracker = make_tracker(sender, slots={"feedback_score": score, "feedback_comment": comment}, metadata=metadata)
     tracker.events.insert(0, {"event": "active_loop", "name": "feedback_form", "timestamp": 5.0})
     return tracker
 
@@ -79,9 +79,9 @@ def answered(score, comment, sender="ada@example.com"):
 @pytest.mark.asyncio
 async def test_the_score_and_comment_reach_the_crm(crm, dispatcher):
     fake = crm()
-    events = await ActionSubmitFeedback().run(dispatcher, answered("5", "lovely"), {})
+    events = await ActionSubmitFeedback().run(dispatcher, answered("5", "lovely", "widget-1", signed_in("ada@example.com")), {})
     call = fake.calls[0]
-    assert (call["score"], call["comment"], call["conversation_id"], call["customer_email"]) == (5, "lovely", "ada@example.com", "ada@example.com")
+    assert (call["score"], call["comment"], call["conversation_id"], call["customer_email"]) == (5, "lovely", "widget-1", "ada@example.com")
     assert call["idempotency_key"].startswith("chat-feedback-")
     assert dispatcher.messages[0]["response"] == "utter_feedback_thanks"
     assert SlotSet("feedback_score", None) in events and SlotSet("csat_pending", False) in events
@@ -104,11 +104,41 @@ async def test_a_skipped_score_sends_nothing(crm, dispatcher):
 
 
 @pytest.mark.asyncio
-async def test_crm_down_is_said_honestly(crm, dispatcher):
-    crm(error=CRMUnavailable("timed out"))
+@pytest.mark.parametrize(
+    "tracker",
+    [answered("5", "none"), answered("5", "none", "widget-1", {"email": "ada@example.com"})],
+    ids=["sender id", "unsigned metadata"],
+)
+async def test_a_claimed_address_gives_no_score_in_the_customers_name(crm, dispatcher, tracker):
+    fake = crm()
+    await ActionSubmitFeedback().run(dispatcher, tracker, {})
+    assert fake.calls[0]["customer_email"] is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "error", [CRMUnavailable("timed out"), CRMAuthError(401, {"detail": "bad key"}), CRMAuthError(403, {})], ids=["down", "401", "403"]
+)
+async def test_crm_trouble_is_said_honestly(crm, dispatcher, error):
+    crm(error=error)
     events = await ActionSubmitFeedback().run(dispatcher, answered("4", "none"), {})
-    assert dispatcher.messages[0]["response"] == "utter_feedback_not_saved"
+    assert [m["response"] for m in dispatcher.messages] == ["utter_feedback_not_saved"]
     assert SlotSet("csat_pending", False) in events
+
+
+@pytest.mark.asyncio
+async def test_a_second_score_for_the_conversation_is_thanked_as_already_recorded(crm, dispatcher):
+    crm(error=CRMError(409, {"type": "https://northwind.example/problems/already-rated", "status": 409}))
+    events = await ActionSubmitFeedback().run(dispatcher, answered("2", "none"), {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_feedback_already_recorded"]
+    assert SlotSet("feedback_score", None) in events
+
+
+@pytest.mark.asyncio
+async def test_todays_score_cap_is_said_politely(crm, dispatcher):
+    crm(error=CRMError(429, {"type": "https://northwind.example/problems/daily-limit", "status": 429}))
+    await ActionSubmitFeedback().run(dispatcher, answered("4", "none"), {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_feedback_daily_limit"]
 
 
 @pytest.mark.asyncio

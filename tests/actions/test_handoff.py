@@ -6,11 +6,11 @@ import respx
 from rasa_sdk.events import ConversationPaused, SlotSet
 
 from actions import handoff
-from actions.crm_client import CRMClient, CRMError, CRMUnavailable
+from actions.crm_client import CRMAuthError, CRMClient, CRMError, CRMUnavailable
 from actions.handoff import ActionRequestHandoff, ValidateHandoffForm, reason_in, transcript_of
 from actions.tickets import form_run_key
 
-from tests.actions.conftest import make_tracker
+from tests.actions.conftest import make_tracker, signed_in
 
 HANDOFF = {"id": 3, "status": "queued", "conversation_id": "visitor-1"}
 
@@ -36,8 +36,8 @@ def crm(monkeypatch):
     return install
 
 
-def conversation(slots=None, started=1700000000.0):
-    tracker = make_tracker("visitor-1", slots=slots, text="can I talk to a person")
+def conversation(slots=None, started=1700000000.0, metadata=None):
+    tracker = make_tracker("visitor-1", slots=slots, text="can I talk to a person", metadata=metadata)
     tracker.events[:0] = [
         {"event": "user", "text": "my blender arrived cracked", "timestamp": 1700000000.0, "parse_data": {}},
         {"event": "bot", "text": "Sorry to hear that! What's your email?", "timestamp": 1700000001.0},
@@ -123,6 +123,42 @@ async def test_when_the_crm_is_down_the_customer_is_told_and_the_bot_keeps_talki
     assert dispatcher.messages[0]["response"] == "utter_handoff_unavailable"
     assert ConversationPaused() not in events
     assert SlotSet("handoff_reason", None) in events
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "error",
+    [CRMAuthError(401, {"detail": "bad key"}), CRMAuthError(403, {"detail": "scope"}), CRMUnavailable("CRM answered 500")],
+    ids=["401", "403", "500"],
+)
+async def test_trouble_on_our_side_is_said_honestly_and_the_bot_keeps_talking(crm, dispatcher, error):
+    crm(error=error)
+
+    events = await ActionRequestHandoff().run(dispatcher, conversation(slots={"customer_email": "a@b.co"}), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_unavailable"]
+    assert ConversationPaused() not in events
+
+
+@pytest.mark.asyncio
+async def test_todays_handoff_cap_is_said_politely(crm, dispatcher):
+    crm(error=CRMError(429, {"type": "https://northwind.example/problems/daily-limit", "status": 429}))
+
+    events = await ActionRequestHandoff().run(dispatcher, conversation(slots={"customer_email": "a@b.co"}), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_daily_limit"]
+    assert ConversationPaused() not in events
+
+
+@pytest.mark.asyncio
+async def test_only_a_verified_customers_name_goes_with_the_handoff(crm, dispatcher):
+    fake = crm(result=HANDOFF)
+    slots = {"customer_email": "ada@example.com", "customer_name": "Ada Lovelace", "handoff_reason": "cracked blender"}
+
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots), {})
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots, metadata=signed_in("ada@example.com")), {})
+
+    assert [call["customer_name"] for call in fake.calls] == [None, "Ada Lovelace"]
 
 
 @pytest.mark.asyncio

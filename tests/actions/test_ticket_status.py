@@ -1,4 +1,4 @@
-"""Ticket status look-ups: plain words, and never a stranger's ticket."""
+"""Ticket status look-ups: plain words, only to a verified owner, and never a stranger's ticket."""
 
 from datetime import datetime, timezone
 
@@ -6,7 +6,7 @@ import pytest
 from rasa_sdk.events import SlotSet
 
 from actions import ticket_status
-from actions.crm_client import CRMUnavailable
+from actions.crm_client import CRMAuthError, CRMUnavailable
 from actions.ticket_status import (
     ActionListMyTickets,
     ActionTicketStatus,
@@ -15,13 +15,14 @@ from actions.ticket_status import (
     normalise_ticket_number,
 )
 
-from tests.actions.conftest import make_tracker
+from tests.actions.conftest import make_tracker, signed_in
 
 TICKET = {
     "number": "TCK-000042",
     "subject": "Kettle leaks",
     "status": "pending",
     "customer_email": "ada@example.com",
+    "conversation_id": "widget-ada-1",
     "updated_at": "2026-11-20T09:00:00+00:00",
 }
 
@@ -29,7 +30,7 @@ TICKET = {
 class FakeCRM:
     def __init__(self, ticket=None, reply=None, tickets=(), error=None):
         self.ticket, self.reply, self.tickets, self.error = ticket, reply, list(tickets), error
-        self.asked_replies = []
+        self.asked_replies, self.asked_lists = [], []
 
     async def get_ticket(self, number):
         if self.error:
@@ -41,6 +42,7 @@ class FakeCRM:
         return self.reply
 
     async def open_tickets_of(self, email):
+        self.asked_lists.append(email)
         if self.error:
             raise self.error
         return [t for t in self.tickets if t["customer_email"] == email]
@@ -75,10 +77,18 @@ def test_a_ticket_number_in_any_spelling_is_accepted(dispatcher):
     assert result == {"ticket_number": "TCK-000042"}
 
 
+ADA = signed_in("ada@example.com", "Ada Lovelace")
+SECRETS = ("Kettle leaks", "Could you send a photo")
+
+
+def said(dispatcher) -> str:
+    return " ".join(str(value) for message in dispatcher.messages for value in message.values())
+
+
 @pytest.mark.asyncio
-async def test_the_owner_hears_the_status_and_the_teams_latest_reply(crm, dispatcher):
+async def test_the_verified_owner_hears_the_status_and_the_teams_latest_reply(crm, dispatcher):
     crm(ticket=TICKET, reply={"body": "Could you send a photo of the base?", "author_type": "agent"})
-    tracker = make_tracker(slots={"ticket_number": "TCK-000042", "customer_email": "ada@example.com"})
+    tracker = make_tracker("widget-ada-2", slots={"ticket_number": "TCK-000042"}, metadata=ADA)
 
     events = await ActionTicketStatus().run(dispatcher, tracker, {})
 
@@ -90,9 +100,9 @@ async def test_the_owner_hears_the_status_and_the_teams_latest_reply(crm, dispat
 
 
 @pytest.mark.asyncio
-async def test_someone_elses_ticket_looks_like_no_ticket_at_all(crm, dispatcher):
+async def test_someone_elses_ticket_looks_like_no_ticket_at_all_to_a_verified_customer(crm, dispatcher):
     fake = crm(ticket=TICKET, reply={"body": "secret", "author_type": "agent"})
-    tracker = make_tracker(slots={"ticket_number": "TCK-000042", "customer_email": "mallory@example.com"})
+    tracker = make_tracker("widget-mallory", slots={"ticket_number": "TCK-000042"}, metadata=signed_in("mallory@example.com"))
 
     await ActionTicketStatus().run(dispatcher, tracker, {})
 
@@ -102,9 +112,74 @@ async def test_someone_elses_ticket_looks_like_no_ticket_at_all(crm, dispatcher)
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "tracker",
+    [
+        make_tracker("ada@example.com", slots={"ticket_number": "TCK-000042"}),
+        make_tracker("widget-7", slots={"ticket_number": "TCK-000042"}, metadata={"email": "ada@example.com"}),
+        make_tracker("widget-7", slots={"ticket_number": "TCK-000042", "customer_email": "ada@example.com"}),
+    ],
+    ids=["sender id", "unsigned metadata", "typed email"],
+)
+async def test_claiming_the_owners_address_shows_nothing_of_the_ticket(crm, dispatcher, tracker):
+    fake = crm(ticket=TICKET, reply={"body": "Could you send a photo of the base?", "author_type": "agent"})
+
+    await ActionTicketStatus().run(dispatcher, tracker, {})
+
+    [message] = dispatcher.messages
+    assert message["response"] == "utter_tickets_need_sign_in"
+    assert not any(secret in said(dispatcher) for secret in SECRETS)
+    assert "pending" not in said(dispatcher)
+    assert fake.asked_replies == []
+
+
+@pytest.mark.asyncio
+async def test_the_conversation_that_opened_the_ticket_hears_its_status_and_nothing_more(crm, dispatcher):
+    fake = crm(ticket=TICKET, reply={"body": "Could you send a photo of the base?", "author_type": "agent"})
+    tracker = make_tracker("widget-ada-1", slots={"ticket_number": "TCK-000042"})
+
+    events = await ActionTicketStatus().run(dispatcher, tracker, {})
+
+    status, how = dispatcher.messages
+    assert status == {**status, "response": "utter_ticket_status_brief_pending", "ticket_number": "TCK-000042"}
+    assert how["response"] == "utter_ticket_details_need_sign_in"
+    assert not any(secret in said(dispatcher) for secret in SECRETS)
+    assert fake.asked_replies == []
+    assert SlotSet("ticket_number", None) in events
+
+
+@pytest.mark.asyncio
+async def test_another_conversation_hears_the_same_whether_the_ticket_exists_or_not(crm, dispatcher):
+    crm(ticket=TICKET)
+    tracker = make_tracker("widget-someone-else", slots={"ticket_number": "TCK-000042"})
+    await ActionTicketStatus().run(dispatcher, tracker, {})
+    existing = dispatcher.messages
+
+    other = type(dispatcher)()
+    missing = make_tracker("widget-someone-else", slots={"ticket_number": "TCK-000999"})
+    await ActionTicketStatus().run(other, missing, {})
+
+    assert existing == other.messages == [{**existing[0], "response": "utter_tickets_need_sign_in"}]
+
+
+@pytest.mark.asyncio
+async def test_a_visitor_nothing_could_be_shown_to_is_not_asked_for_a_number(dispatcher):
+    form = ValidateTicketStatusForm()
+
+    anonymous = await form.required_slots(["ticket_number"], dispatcher, make_tracker("ada@example.com"), {})
+    opened_one_here = await form.required_slots(
+        ["ticket_number"], dispatcher, make_tracker("widget-1", slots={"last_ticket_number": "TCK-000042"}), {}
+    )
+    verified = await form.required_slots(["ticket_number"], dispatcher, make_tracker("widget-1", metadata=ADA), {})
+
+    assert anonymous == []
+    assert opened_one_here == verified == ["ticket_number"]
+
+
+@pytest.mark.asyncio
 async def test_crm_down_during_a_lookup_is_said_honestly(crm, dispatcher):
     crm(error=CRMUnavailable("timeout"))
-    tracker = make_tracker(slots={"ticket_number": "TCK-000042", "customer_email": "ada@example.com"})
+    tracker = make_tracker(slots={"ticket_number": "TCK-000042"}, metadata=ADA)
 
     await ActionTicketStatus().run(dispatcher, tracker, {})
 
@@ -112,22 +187,51 @@ async def test_crm_down_during_a_lookup_is_said_honestly(crm, dispatcher):
 
 
 @pytest.mark.asyncio
-async def test_my_tickets_lists_only_the_customers_open_ones(crm, dispatcher):
-    other = {**TICKET, "number": "TCK-000050", "customer_email": "grace@example.com"}
-    crm(tickets=[TICKET, other])
+async def test_the_bots_key_refused_during_a_lookup_is_a_problem_on_our_side(crm, dispatcher):
+    crm(error=CRMAuthError(401, {"detail": "bad key"}))
 
-    await ActionListMyTickets().run(dispatcher, make_tracker(slots={"customer_email": "ada@example.com"}), {})
+    await ActionListMyTickets().run(dispatcher, make_tracker(metadata=ADA), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_tickets_unavailable"]
+
+
+@pytest.mark.asyncio
+async def test_my_tickets_lists_only_the_verified_customers_open_ones(crm, dispatcher):
+    other = {**TICKET, "number": "TCK-000050", "customer_email": "grace@example.com"}
+    fake = crm(tickets=[TICKET, other])
+
+    await ActionListMyTickets().run(dispatcher, make_tracker(slots={"customer_email": "grace@example.com"}, metadata=ADA), {})
 
     [message] = dispatcher.messages
+    assert fake.asked_lists == ["ada@example.com"]
     assert message["response"] == "utter_my_open_tickets"
     assert "TCK-000042: Kettle leaks (pending" in message["ticket_list"]
     assert "TCK-000050" not in message["ticket_list"]
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "tracker",
+    [
+        make_tracker("ada@example.com"),
+        make_tracker("widget-7", metadata={"email": "ada@example.com"}),
+        make_tracker("widget-7", slots={"customer_email": "ada@example.com"}),
+    ],
+    ids=["sender id", "unsigned metadata", "typed email"],
+)
+async def test_claiming_an_address_lists_no_tickets(crm, dispatcher, tracker):
+    fake = crm(tickets=[TICKET])
+
+    await ActionListMyTickets().run(dispatcher, tracker, {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_tickets_need_sign_in"]
+    assert fake.asked_lists == []
+
+
+@pytest.mark.asyncio
 async def test_no_open_tickets_is_said(crm, dispatcher):
     crm(tickets=[])
 
-    await ActionListMyTickets().run(dispatcher, make_tracker(slots={"customer_email": "new@example.com"}), {})
+    await ActionListMyTickets().run(dispatcher, make_tracker(metadata=signed_in("new@example.com")), {})
 
     assert dispatcher.messages[0]["response"] == "utter_no_open_tickets"

@@ -18,13 +18,13 @@ from actions.tickets import (
     ticket_subject,
 )
 
-from tests.actions.conftest import make_tracker
+from tests.actions.conftest import make_tracker, signed_in
 
 TICKET = {"id": 7, "number": "TCK-000007", "status": "open", "category": "damaged_or_defective"}
 
 
-def tracker_with_form(sender="ada@example.com", started=1700000000.0, slots=None) -> Tracker:
-    tracker = make_tracker(sender, slots=slots)
+def tracker_with_form(sender="ada@example.com", started=1700000000.0, slots=None, metadata=None) -> Tracker:
+    tracker = make_tracker(sender, slots=slots, metadata=metadata)
     tracker.events.insert(0, {"event": "active_loop", "name": "ticket_form", "timestamp": started})
     return tracker
 
@@ -120,7 +120,7 @@ SLOTS = {
 @pytest.mark.asyncio
 async def test_the_ticket_is_opened_with_the_customers_words_and_the_number_is_told(crm, dispatcher):
     fake = crm(result=TICKET)
-    tracker = tracker_with_form(slots=SLOTS)
+    tracker = tracker_with_form(slots=SLOTS, metadata=signed_in("ada@example.com", "Ada Lovelace"))
 
     events = await ActionCreateTicket().run(dispatcher, tracker, {})
 
@@ -128,6 +128,7 @@ async def test_the_ticket_is_opened_with_the_customers_words_and_the_number_is_t
     assert call["description"] == "my new blender arrived cracked and leaks"
     assert call["subject"] == "Order NW-482913: my new blender arrived cracked and leaks"
     assert call["customer_email"] == "ada@example.com"
+    assert call["customer_name"] == "Ada Lovelace"
     assert call["conversation_id"] == "ada@example.com"
     assert call["idempotency_key"] == form_run_key(tracker)
     assert dispatcher.messages[0]["response"] == "utter_ticket_created"
@@ -144,6 +145,67 @@ async def test_crm_down_is_said_honestly_and_the_details_are_kept_for_a_retry(cr
 
     assert dispatcher.messages[0]["response"] == "utter_ticket_system_down"
     assert events == []
+
+
+@pytest.mark.asyncio
+async def test_a_claimed_address_opens_a_ticket_but_carries_no_name(crm, dispatcher):
+    fake = crm(result=TICKET)
+
+    await ActionCreateTicket().run(dispatcher, tracker_with_form(sender="widget-1", slots=SLOTS), {})
+
+    assert fake.calls[0]["customer_email"] == "ada@example.com"
+    assert fake.calls[0]["customer_name"] is None
+    assert dispatcher.messages[0]["response"] == "utter_ticket_created"
+
+
+@pytest.mark.asyncio
+async def test_a_verified_customer_who_never_said_hello_sends_the_signed_name(crm, dispatcher):
+    fake = crm(result=TICKET)
+    slots = {name: value for name, value in SLOTS.items() if name != "customer_name"}
+    tracker = tracker_with_form(sender="widget-1", slots=slots, metadata=signed_in("ada@example.com", "Ada Lovelace"))
+
+    await ActionCreateTicket().run(dispatcher, tracker, {})
+
+    assert fake.calls[0]["customer_name"] == "Ada Lovelace"
+
+
+@pytest.mark.asyncio
+@respx.mock
+@pytest.mark.parametrize("status", [401, 403, 500, 400])
+async def test_trouble_on_our_side_is_never_blamed_on_the_customers_address(monkeypatch, dispatcher, status):
+    # Through the real client: the CRM refusing the bot's key is what once
+    # made the bot ask customers to check their email address.
+    problem = {"type": "about:blank", "status": status, "title": "Refused", "detail": "A valid API key is required"}
+    respx.post("http://crm.test/api/v1/tickets").mock(return_value=httpx.Response(status, json=problem))
+    monkeypatch.setattr(tickets, "crm", CRMClient(base_url="http://crm.test", api_key="k", timeout=0.5, retries=0))
+
+    events = await ActionCreateTicket().run(dispatcher, tracker_with_form(slots=SLOTS), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ticket_system_down"]
+    assert events == []  # the address and the words are kept for "try again"
+
+
+@pytest.mark.asyncio
+async def test_todays_ticket_cap_is_said_politely_with_a_person_offered(crm, dispatcher):
+    crm(error=CRMError(429, {"type": "https://northwind.example/problems/daily-limit", "status": 429}))
+
+    events = await ActionCreateTicket().run(dispatcher, tracker_with_form(slots=SLOTS), {})
+
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ticket_daily_limit"]
+    assert SlotSet("customer_email", None) not in events
+
+
+@pytest.mark.asyncio
+async def test_yes_to_a_person_after_the_cap_starts_the_handoff(crm, dispatcher):
+    fake = crm(result=TICKET)
+    tracker = tracker_with_form(slots=SLOTS)
+    tracker.events.append({"event": "bot", "text": "...", "metadata": {"utter_action": "utter_ticket_daily_limit"}})
+    tracker.latest_message["intent"] = {"name": "affirm", "confidence": 1.0}
+
+    events = await ActionCreateTicket().run(dispatcher, tracker, {})
+
+    assert fake.calls == []
+    assert events == [{"event": "followup", "timestamp": None, "name": "handoff_form"}]
 
 
 @pytest.mark.asyncio
@@ -205,6 +267,13 @@ async def test_an_email_the_conversation_already_has_is_not_asked_for(dispatcher
 
     assert from_sender == {"customer_email": "ada@example.com"}
     assert anonymous == {}
+
+
+@pytest.mark.asyncio
+async def test_a_verified_identity_fills_the_forms_email(dispatcher):
+    tracker = make_tracker("widget-1234", metadata=signed_in("Ada@Example.com"))
+
+    assert await ValidateTicketForm().extract_customer_email(dispatcher, tracker, {}) == {"customer_email": "ada@example.com"}
 
 
 @pytest.mark.asyncio

@@ -270,10 +270,12 @@ def test_image_runs_as_the_manifests_non_root_user(image):
 
 def _provided_executable(stage: Stage, executable: str) -> None:
     """The executable is a console script installed into a venv on the image's PATH."""
-    assert executable in CONSOLE_SCRIPTS, f"{executable!r}: add how the image provides it to CONSOLE_SCRIPTS"
+    assert executable in CONSOLE_SCRIPTS or executable == "python", f"{executable!r}: add how the image provides it to CONSOLE_SCRIPTS"
     venv_bins = [entry for entry in stage.env.get("PATH", "").split(":") if entry.startswith(stage.workdir + "/.venv/")]
     assert venv_bins, "the image puts no environment of its own on PATH"
     venv = os.path.relpath(PurePosixPath(venv_bins[0]).parent, stage.workdir)
+    if executable == "python":
+        return  # the environment's own interpreter (`python -m module`)
     commands = [command for _, command in stage.runs if f"{venv}/bin/python -m pip install" in command]
     distribution = CONSOLE_SCRIPTS[executable]
     if distribution == ".":
@@ -352,6 +354,9 @@ def test_every_manifest_command_exists_in_its_image():
         elif argv[:3] == ["rasa", "run", "actions"]:
             package = _option(argv, "--actions")
             _copied_file(stage, f"{package}/__init__.py")
+            assert {int(_option(argv, "--port"))} == ports, where
+        elif argv[:3] == ["python", "-m", "actions.server"]:
+            _copied_file(stage, "actions/server.py")
             assert {int(_option(argv, "--port"))} == ports, where
         elif argv[:2] == ["rasa", "run"]:
             model = _option(argv, "--model")
