@@ -76,13 +76,14 @@ def test_rasa_public_url_and_port_are_read_from_the_environment(monkeypatch):
     assert settings["RASA_PORT"] == 6006
 
 
-def test_a_signed_in_demo_customer_is_announced_to_the_widget(pages):
-    client = pages()
+def test_the_page_never_tells_the_widget_an_unsigned_email(pages):
+    # Signed-in pages carry a signed identity token instead (test_demo_identity.py).
+    client = pages(CHAT_IDENTITY_SECRET="")
 
     html = client.get("/?signed_in=1").get_data(as_text=True)
 
-    assert 'data-customer-email="ada@example.com"' in widget_tag(html)
-    assert "Hi, Ada" in html
+    assert "data-customer-email" not in widget_tag(html)
+    assert "data-identity-token" not in widget_tag(html)
 
 
 def test_the_widget_is_served_as_javascript_with_a_short_cache_and_an_etag(pages):

@@ -36,7 +36,11 @@ export function readConfig(dataset, location) {
     subtitle: clean(dataset.subtitle, 90) || DEFAULTS.subtitle,
     botName: clean(dataset.botName, 40) || DEFAULTS.botName,
     colors: paletteFor(primary),
+    // A claim, not proof (docs/widget.md): the assistant may open a ticket for
+    // it and shows nothing personal. data-identity-token proves who it is.
     customerEmail: EMAIL.test(email) ? email : null,
+    // Checked by identity.js; kept in memory only.
+    identityToken: typeof dataset.identityToken === "string" ? dataset.identityToken.trim() || null : null,
     initPayload: dataset.initPayload === undefined ? DEFAULTS.initPayload : clean(dataset.initPayload, 200),
     position: dataset.position === "left" ? "left" : "right",
     startOpen: dataset.open === "true",

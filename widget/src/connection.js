@@ -2,7 +2,16 @@
 // with the stored session id on every (re)connect, `session_confirm` back,
 // then `user_uttered` out and `bot_uttered` in.
 //
-// Only one tab per session holds the connection (a Web Lock): with several
+// Sessions are the server's (issue 19): `session_request` carries the stored
+// session id with its session token, and our channel keeps that session only
+// if the token is its own signature of the id; otherwise, or with nothing
+// stored, it issues a new one in `session_confirm {session_id,
+// session_token}`. A stock server answers with the id alone, as a string.
+// A new conversation (sign-out, another customer: a new `epoch` in the store,
+// from any tab) closes the socket and asks again with nothing, so the old
+// session's room and its messages stay behind.
+//
+// Only one tab holds the connection (a Web Lock): with several
 // sockets in the session's room every reply would arrive once per tab and be
 // stored once per tab. The other tabs put what the customer types into the
 // shared store, and the connected tab sends it.
@@ -24,13 +33,38 @@
 import { io } from "socket.io-client";
 import { RESEND_AFTER_MS } from "./store.js";
 
+const SESSION_ID = /^[\w.:@-]{1,128}$/;
+const SESSION_TOKEN = /^[\w.~+/=-]{1,512}$/;
+// What the server may say about a refused message (bot/channels.py); shown as a notice.
+const NOTICE_TEXT = {
+  message_too_long: "That message is too long for us to read. Please shorten it or send it in parts.",
+  rate_limited: "You're sending messages faster than we can answer. Please wait a moment before sending more.",
+};
+
+/** `{sessionId, sessionToken}` from a `session_confirm` payload (our object, or a stock server's string), or null. */
+export function confirmedSession(data) {
+  const id = typeof data === "string" ? data : data && typeof data === "object" ? data.session_id : null;
+  if (typeof id !== "string" || !SESSION_ID.test(id)) return null;
+  const token = data && typeof data === "object" ? data.session_token : null;
+  return { sessionId: id, sessionToken: typeof token === "string" && SESSION_TOKEN.test(token) ? token : null };
+}
+
 // How often the connected tab looks for messages left unanswered too long.
 const RESEND_CHECK_MS = 5000;
 
-/** Normalises a `bot_uttered` payload into a transcript message, or null. */
+/**
+ * Normalises a `bot_uttered` payload into a transcript message, or null. One
+ * with `error` (the server refused the customer's message: too long, too
+ * fast) is a notice (`from: "notice"`, `notice: <error>`), not an answer.
+ */
 export function incomingMessage(data) {
   if (!data || typeof data !== "object") return null;
   const text = typeof data.text === "string" ? data.text.slice(0, 5000) : "";
+  if (typeof data.error === "string" && data.error) {
+    const notice = data.error.slice(0, 40);
+    const noticeText = text.trim() ? text : NOTICE_TEXT[notice] || "We couldn't take that message. Please try again.";
+    return { from: "notice", notice, text: noticeText };
+  }
   const rawButtons = Array.isArray(data.quick_replies)
     ? data.quick_replies
     : Array.isArray(data.buttons)
@@ -56,12 +90,14 @@ export function incomingMessage(data) {
 
 export class Connection {
   /**
-   * @param config   the widget configuration (server, socketPath, customerEmail)
+   * @param config   the widget configuration (server, socketPath, storageKey)
    * @param store    the ConversationStore
-   * @param hooks    {onStatus(status), onIncoming(message), isPanelOpen()}
+   * @param hooks    {onStatus(status), onIncoming(message), onNewSession()}
+   * @param identity who the customer is (identity.js's IdentityKeeper: customData()), or null
    */
-  constructor(config, store, hooks, win = window, openSocket = io) {
+  constructor(config, store, hooks, win = window, openSocket = io, identity = null) {
     this.config = config;
+    this.identity = identity;
     this.openSocket = openSocket;
     this.store = store;
     this.hooks = hooks;
@@ -72,6 +108,7 @@ export class Connection {
     this.started = false;
     this.via = null;
     this.acks = false; // whether this connection's server sends `message_handled`
+    this.epoch = null; // the conversation the last session_request asked for
   }
 
   /** Starts taking part: becomes the connected tab now or when the current one goes. */
@@ -82,7 +119,9 @@ export class Connection {
     if (locks?.request) {
       this.setStatus("standby");
       // Held until the page goes away; then the next waiting tab connects.
-      locks.request(`helpdesk-chat:${this.store.sessionId}`, () => {
+      // Named after the store, not the session: the session changes (a new
+      // one from the server, a sign-out) while the same tab keeps the lock.
+      locks.request(`helpdesk-chat:${this.config.storageKey}`, () => {
         this.connect();
         return new Promise(() => {});
       });
@@ -90,7 +129,33 @@ export class Connection {
       this.connect();
     }
     // Another tab queued a message: send it if this tab holds the connection.
-    this.store.subscribe(() => this.flush());
+    // Another tab started a new conversation: ask for a new session first.
+    this.store.subscribe(() => {
+      this.followEpoch();
+      this.flush();
+    });
+  }
+
+  /** A new conversation since the last session_request (a reset here or in another tab): start over. */
+  followEpoch() {
+    if (!this.socket || this.epoch === null || this.epoch === this.store.epoch) return;
+    this.restart();
+  }
+
+  /**
+   * Closes the socket and opens a new one, which asks for the store's session
+   * (none after a reset): the server then forgets which session this socket
+   * was in, so nothing of the previous conversation reaches it.
+   */
+  restart() {
+    if (!this.socket) return;
+    this.confirmed = false;
+    this.epoch = null; // no session asked for until the new socket connects
+    this.socket.disconnect();
+    if (this.win.navigator.onLine !== false) {
+      this.setStatus("connecting");
+      this.socket.connect();
+    }
   }
 
   connect() {
@@ -108,15 +173,26 @@ export class Connection {
 
     socket.on("connect", () => {
       this.acks = false; // until this server says otherwise (another instance, perhaps another version)
-      socket.emit("session_request", { session_id: this.store.sessionId });
+      this.epoch = this.store.epoch;
+      const request = {};
+      if (this.store.sessionId) request.session_id = this.store.sessionId;
+      if (this.store.sessionId && this.store.sessionToken) request.session_token = this.store.sessionToken;
+      socket.emit("session_request", request);
     });
     socket.on("session_features", (data) => {
       this.acks = Boolean(data && typeof data === "object" && data.message_handled === true);
+      const maxChars = data && typeof data === "object" ? data.max_message_chars : null;
+      if (Number.isInteger(maxChars) && maxChars > 0) this.store.setMaxChars(maxChars);
     });
     socket.on("message_handled", (data) => {
       if (typeof data?.message_id === "string") this.store.markHandled(data.message_id);
     });
-    socket.on("session_confirm", () => {
+    socket.on("session_confirm", (data) => {
+      // Asked for before a new conversation began: restart() asks again.
+      if (this.epoch !== this.store.epoch) return;
+      const session = confirmedSession(data);
+      if (!session) return;
+      if (this.store.adoptSession(session.sessionId, session.sessionToken)) this.hooks.onNewSession?.();
       this.confirmed = true;
       // Which connection a message went out on: one sent on an earlier one
       // (this tab's or another's) and still unanswered is sent again now.
@@ -127,10 +203,18 @@ export class Connection {
       this.flush();
     });
     socket.on("bot_uttered", (data) => {
+      if (!this.confirmed) return; // the previous conversation's, on its way out
       const replayOf = typeof data?.replay_of === "string" ? data.replay_of : null;
+      const refused = typeof data?.error === "string";
       if (replayOf) {
         // Rasa's answer to a resent message: shown from where the replies that came stopped.
         if (!this.store.takeReplay(replayOf)) return;
+      } else if (refused) {
+        // Not an answer: it must not count as one part of the message's reply
+        // (a replay would then skip a real part). Our channel says the refused
+        // message is handled (message_handled); from a server that does not,
+        // a throttled one still awaits and goes out again once, later.
+        if (data.error === "message_too_long") this.store.markTooLong();
       } else if (this.acks) {
         this.store.countReply();
       } else {
@@ -168,7 +252,13 @@ export class Connection {
   }
 
   get canSend() {
-    return this.confirmed && this.socket?.connected && this.win.navigator.onLine !== false;
+    return (
+      this.confirmed &&
+      this.epoch === this.store.epoch &&
+      Boolean(this.store.sessionId) &&
+      this.socket?.connected &&
+      this.win.navigator.onLine !== false
+    );
   }
 
   /** Sends every queued message, once, in order. */
@@ -194,8 +284,9 @@ export class Connection {
   }
 
   emitMessage(message, resend) {
-    const customData = { channel: "web_widget" };
-    if (this.config.customerEmail) customData.email = this.config.customerEmail;
+    // The identity token goes with every message; the server trusts nothing
+    // else the browser says about who the customer is.
+    const customData = { channel: "web_widget", ...(this.identity ? this.identity.customData() : {}) };
     const payload = {
       message: message.payload || message.text,
       message_id: message.id,

@@ -16,3 +16,5 @@ export const BOT = svg(
   18,
 );
 export const CLOCK = svg('<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>', 12);
+export const INFO = svg('<circle cx="12" cy="12" r="9"/><path d="M12 11v5M12 8h.01" stroke-width="2.4"/>', 16);
+export const INFO_SMALL = svg('<circle cx="12" cy="12" r="9"/><path d="M12 11v5M12 8h.01" stroke-width="2.4"/>', 12);

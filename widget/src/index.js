@@ -4,7 +4,8 @@
 
 import { findScript, readConfig } from "./config.js";
 import { Connection } from "./connection.js";
-import { ConversationStore } from "./store.js";
+import { IdentityKeeper, parseIdentityToken } from "./identity.js";
+import { ConversationStore, charCount } from "./store.js";
 import { ChatUI } from "./ui.js";
 
 const VERSION = __WIDGET_VERSION__;
@@ -38,6 +39,49 @@ function start(script) {
   const store = new ConversationStore(config.storageKey);
   let ui;
 
+  // Who the customer is: the tag's identity token, in memory only (identity.js).
+  // A conversation stored for someone else, or for a signed-in customer when
+  // this page has nobody signed in, is not continued.
+  let channel = null;
+  try {
+    channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(`helpdesk-chat:${config.storageKey}`) : null;
+  } catch {
+    /* an opaque origin: this tab keeps its identity to itself */
+  }
+  const identity = new IdentityKeeper(store, { claimedEmail: config.customerEmail, channel });
+  const initial = parseIdentityToken(config.identityToken);
+  if (identity.needsFreshStart(initial)) store.reset();
+  if (initial) identity.adopt(initial);
+
+  // A new conversation starts with the bot's greeting (by name for a signed-in
+  // customer): the init payload is sent but not shown.
+  const greeting = config.initPayload ? { text: config.initPayload, payload: config.initPayload, hidden: true } : null;
+
+  function greetIfEmpty() {
+    if (!store.hasConversation() && greeting) store.addCustomerMessage(greeting);
+  }
+
+  /** Sign-out: a new conversation, nothing of the previous customer on screen or in storage. */
+  function reset() {
+    // The connection asks for a new session (connection.followEpoch); the other tabs follow.
+    store.reset(ui.isOpen ? greeting : null);
+    identity.clear();
+    ui.clearComposer();
+    if (ui.isOpen) {
+      connection.start();
+      connection.flush();
+    }
+    emit("reset");
+  }
+
+  function identify(token) {
+    const next = parseIdentityToken(token);
+    if (!next) return false;
+    if (identity.needsFreshStart(next)) reset();
+    identity.adopt(next);
+    return true;
+  }
+
   const connection = new Connection(config, store, {
     onStatus(status) {
       ui.setStatus(status);
@@ -47,11 +91,21 @@ function start(script) {
       const stored = store.addIncoming(message, !ui.isOpen);
       emit("message", { ...stored });
     },
-  });
+    onNewSession() {
+      // The server did not continue the stored session: its transcript is gone.
+      if (ui.isOpen) greetIfEmpty();
+    },
+  }, window, undefined, identity);
 
   // Other tabs report the connection through the store.
+  let epoch = store.epoch;
   store.subscribe((state) => {
     if (connection.status === "standby" || connection.status === "idle") ui.setStatus(state.connection);
+    // Another tab signed out or changed customer: the draft here goes too.
+    if (state.epoch !== epoch) {
+      epoch = state.epoch;
+      ui.clearComposer();
+    }
   });
 
   ui = new ChatUI(config, store, {
@@ -63,11 +117,7 @@ function start(script) {
     },
     opened() {
       rememberOpen(true);
-      // A first visit starts with the bot's greeting (by name when the page
-      // said who the customer is): the init payload is sent but not shown.
-      if (!store.hasConversation() && config.initPayload) {
-        store.addCustomerMessage({ text: config.initPayload, payload: config.initPayload, hidden: true });
-      }
+      greetIfEmpty();
       connection.start();
       connection.flush();
       emit("open");
@@ -90,7 +140,14 @@ function start(script) {
     close: () => ui.close(),
     toggle: () => (ui.isOpen ? ui.close() : ui.open()),
     send: (text) => {
-      if (typeof text === "string" && text.trim()) ui.actions.send(text.trim(), null);
+      if (typeof text !== "string" || !text.trim() || charCount(text.trim()) > store.maxChars) return false;
+      ui.actions.send(text.trim(), null);
+      return true;
+    },
+    identify,
+    reset,
+    get identified() {
+      return identity.token !== null;
     },
     get isOpen() {
       return ui.isOpen;

@@ -14,6 +14,12 @@
 //
 // Tabs share one record; each change is a read-modify-write of it, and the
 // other tabs learn about it from the `storage` event.
+//
+// The session id and its session token are the server's (`session_confirm`);
+// none is stored before the first. `epoch` is random per conversation: a
+// reset (sign-out, another customer) gives a new one, which is how the other
+// tabs notice it. `owner` marks a signed-in customer's conversation
+// (identity.js); `maxChars` is the server's message size limit.
 
 const MAX_MESSAGES = 200;
 // A reply this late is not coming (e.g. a human agent took over and the bot
@@ -25,6 +31,13 @@ export const RESEND_AFTER_MS = 20000;
 // A message older than this is not sent again, even unanswered: the customer
 // has moved on (or a person has the conversation and answers when they can).
 export const RESEND_WITHIN_MS = 10 * 60 * 1000;
+
+/** Characters as the server counts them (code points, not UTF-16 units). */
+export function charCount(text) {
+  let count = 0;
+  for (const _ of text || "") count += 1;
+  return count;
+}
 
 function randomId() {
   const bytes = new Uint8Array(16);
@@ -50,8 +63,29 @@ function pickStorage(win) {
   }
 }
 
+// The message size limit when the server does not say (a stock Rasa server).
+export const DEFAULT_MAX_CHARS = 2000;
+
 function emptyState() {
-  return { sessionId: randomId(), messages: [], unread: 0, connection: "idle" };
+  return {
+    sessionId: null,
+    sessionToken: null,
+    owner: null,
+    epoch: randomId(),
+    messages: [],
+    unread: 0,
+    connection: "idle",
+    maxChars: null,
+  };
+}
+
+const optionalString = (value) => (typeof value === "string" && value ? value : null);
+
+function customerMessage({ text, payload = null, hidden = false }) {
+  const message = { id: randomId(), from: "customer", text, ts: Date.now(), status: "queued" };
+  if (payload) message.payload = payload;
+  if (hidden) message.hidden = true;
+  return message;
 }
 
 function isMessage(m) {
@@ -75,12 +109,18 @@ export class ConversationStore {
   read() {
     try {
       const parsed = JSON.parse(this.storage.getItem(this.key) || "null");
-      if (parsed && typeof parsed.sessionId === "string" && Array.isArray(parsed.messages)) {
+      if (parsed && typeof parsed === "object" && Array.isArray(parsed.messages)) {
         return {
-          sessionId: parsed.sessionId,
+          // A record of an older widget has its own random id and no token:
+          // a stock server continues it, ours issues a new session.
+          sessionId: optionalString(parsed.sessionId),
+          sessionToken: optionalString(parsed.sessionToken),
+          owner: optionalString(parsed.owner),
+          epoch: optionalString(parsed.epoch) || "v1",
           messages: parsed.messages.filter(isMessage),
           unread: Number.isInteger(parsed.unread) ? parsed.unread : 0,
           connection: typeof parsed.connection === "string" ? parsed.connection : "idle",
+          maxChars: Number.isInteger(parsed.maxChars) && parsed.maxChars > 0 ? parsed.maxChars : null,
         };
       }
     } catch {
@@ -127,11 +167,70 @@ export class ConversationStore {
     return this.state.sessionId;
   }
 
+  get sessionToken() {
+    return this.state.sessionToken;
+  }
+
+  get epoch() {
+    return this.state.epoch;
+  }
+
+  get owner() {
+    return this.state.owner;
+  }
+
+  /** The longest message the server takes, in characters (code points, as Python counts them). */
+  get maxChars() {
+    return this.state.maxChars || DEFAULT_MAX_CHARS;
+  }
+
+  /**
+   * A new, empty conversation (sign-out, or another customer): no session,
+   * no transcript, nothing of whose it was; `first` ({text, payload, hidden},
+   * the greeting) queued in the same write, so that a tab which reacts to
+   * the reset by writing cannot overwrite it. Returns the new epoch.
+   */
+  reset(first = null) {
+    return this.update((state) => {
+      const { connection, maxChars } = state;
+      Object.assign(state, emptyState(), { connection, maxChars });
+      if (first) state.messages.push(customerMessage(first));
+      return state.epoch;
+    });
+  }
+
+  /**
+   * The session the server confirmed. Returns true when it is not the one
+   * stored: the server did not take the stored one (no valid session token,
+   * or it was forgotten), so that conversation's transcript goes; only what
+   * the customer typed and never sent stays, to go out in the new one.
+   */
+  adoptSession(sessionId, sessionToken = null) {
+    const { sessionId: storedId, sessionToken: storedToken } = this.read();
+    if (storedId === sessionId && (storedToken === sessionToken || sessionToken === null)) return false;
+    return this.update((state) => {
+      const replaced = state.sessionId !== null && state.sessionId !== sessionId;
+      if (replaced) {
+        state.messages = state.messages.filter((m) => m.from === "customer" && m.status === "queued");
+        state.unread = 0;
+      }
+      state.sessionId = sessionId;
+      if (sessionToken !== null || replaced) state.sessionToken = sessionToken;
+      return replaced;
+    });
+  }
+
+  setOwner(owner) {
+    if (this.read().owner !== owner) this.update((state) => (state.owner = owner));
+  }
+
+  setMaxChars(maxChars) {
+    if (this.read().maxChars !== maxChars) this.update((state) => (state.maxChars = maxChars));
+  }
+
   /** What the customer typed (or a button they chose): queued until sent. */
-  addCustomerMessage({ text, payload = null, hidden = false }) {
-    const message = { id: randomId(), from: "customer", text, ts: Date.now(), status: "queued" };
-    if (payload) message.payload = payload;
-    if (hidden) message.hidden = true;
+  addCustomerMessage(fields) {
+    const message = customerMessage(fields);
     this.update((state) => state.messages.push(message));
     return message;
   }
@@ -201,6 +300,26 @@ export class ConversationStore {
     });
   }
 
+  /**
+   * The server refused a message as too long: the oldest one still awaiting
+   * an answer that is longer than the limit waits for nothing more (sending
+   * it again would be refused again) and says it was not delivered.
+   */
+  markTooLong(now = Date.now()) {
+    const limit = this.maxChars;
+    const isTooLong = (m) =>
+      m.from === "customer" && m.awaiting && now - m.sentAt < RESEND_WITHIN_MS && charCount(m.payload || m.text) > limit;
+    if (!this.read().messages.some(isTooLong)) return;
+    this.update((state) => {
+      const message = state.messages.find(isTooLong);
+      if (!message) return;
+      delete message.awaiting;
+      delete message.replies;
+      delete message.replayed;
+      message.status = "refused";
+    });
+  }
+
   /** Rasa has finished with message `id` (`message_handled`): it waits for nothing more. */
   markHandled(id) {
     if (!this.read().messages.some((m) => m.id === id && m.awaiting)) return;
@@ -259,11 +378,17 @@ export class ConversationStore {
     if (this.state.unread) this.update((state) => (state.unread = 0));
   }
 
-  /** True while the last thing said is the customer's, sent (or resent) and not answered yet. */
+  /**
+   * True while the last thing said is the customer's, sent (or resent) and
+   * not answered yet: not once the server says it is handled without a word
+   * (a throttled message, a conversation a person has).
+   */
   awaitingReply(now = Date.now()) {
     const last = this.state.messages[this.state.messages.length - 1];
     const since = last?.resentAt || last?.sentAt;
-    return Boolean(last && last.from === "customer" && last.status === "sent" && now - since < TYPING_TIMEOUT_MS);
+    return Boolean(
+      last && last.from === "customer" && last.status === "sent" && last.awaiting && now - since < TYPING_TIMEOUT_MS,
+    );
   }
 
   hasConversation() {

@@ -6,7 +6,7 @@
 
 import css from "./styles.css";
 import * as icons from "./icons.js";
-import { TYPING_TIMEOUT_MS } from "./store.js";
+import { TYPING_TIMEOUT_MS, charCount } from "./store.js";
 import { formatTime, tokenize } from "./text.js";
 
 const SKELETON = `
@@ -32,9 +32,14 @@ const SKELETON = `
     <div class="quick-replies" role="group" aria-label="Suggested replies" hidden></div>
     <form class="composer" novalidate>
       <label class="sr-only" for="hc-input">Your message</label>
-      <textarea class="input" id="hc-input" rows="1" maxlength="2000" placeholder="Write a message…" enterkeyhint="send" autocomplete="off"></textarea>
+      <textarea class="input" id="hc-input" rows="1" placeholder="Write a message…" enterkeyhint="send" autocomplete="off" aria-describedby="hc-limit"></textarea>
       <button type="submit" class="send" aria-label="Send message">${icons.SEND}</button>
     </form>
+    <div class="limit" id="hc-limit" aria-hidden="true" hidden>
+      <p class="limit-text"></p>
+      <span class="limit-count"></span>
+    </div>
+    <p class="sr-only limit-status" role="status"></p>
   </section>
   <button type="button" class="launcher" aria-controls="hc-panel" aria-expanded="false">
     <span class="icon icon-chat">${icons.CHAT}</span>
@@ -42,6 +47,10 @@ const SKELETON = `
     <span class="badge" aria-hidden="true" hidden></span>
   </button>
 </div>`;
+
+// The character counter shows from this share of the limit on.
+const LIMIT_WARNING_SHARE = 0.9;
+const formatNumber = (n) => n.toLocaleString("en-GB");
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -124,6 +133,11 @@ export class ChatUI {
     this.quickReplies = $(".quick-replies");
     this.form = $(".composer");
     this.input = $(".input");
+    this.sendButton = $(".send");
+    this.limit = $(".limit");
+    this.limitText = $(".limit-text");
+    this.limitCount = $(".limit-count");
+    this.limitStatus = $(".limit-status");
     this.launcher = $(".launcher");
     this.badge = $(".badge");
 
@@ -162,7 +176,10 @@ export class ChatUI {
         this.submit();
       }
     });
-    this.input.addEventListener("input", () => this.fitInput());
+    this.input.addEventListener("input", () => {
+      this.fitInput();
+      this.updateLimit();
+    });
     // Keep the newest message in view when the panel changes size (a phone
     // turned, the keyboard shown), unless the customer scrolled up to read.
     this.pinned = true;
@@ -236,8 +253,16 @@ export class ChatUI {
   submit() {
     const text = this.input.value.trim();
     if (!text) return;
+    if (this.updateLimit()) {
+      // Refused: the text stays for the customer to shorten; the message under the field says why.
+      this.limit.classList.remove("nudge");
+      void this.limit.offsetWidth; // restart the animation
+      this.limit.classList.add("nudge");
+      return;
+    }
     this.input.value = "";
     this.fitInput();
+    this.updateLimit();
     this.actions.send(text, null);
     this.scrollToEnd(true);
   }
@@ -246,6 +271,42 @@ export class ChatUI {
     this.actions.send(button.title, button.payload);
     this.input.focus({ preventScroll: true });
     this.scrollToEnd(true);
+  }
+
+  /** Forgets what was typed (sign-out: nothing of the previous customer stays on screen). */
+  clearComposer() {
+    this.input.value = "";
+    this.fitInput();
+    this.updateLimit();
+  }
+
+  /**
+   * Shows the character counter near the server's limit and a message over
+   * it; returns whether the text is over the limit (and may not be sent).
+   */
+  updateLimit() {
+    const max = this.store.maxChars;
+    const count = charCount(this.input.value.trim());
+    const over = count > max;
+    const near = count >= Math.floor(max * LIMIT_WARNING_SHARE);
+    this.limit.hidden = !near;
+    this.limit.classList.toggle("over", over);
+    this.limitCount.textContent = near ? `${formatNumber(count)} / ${formatNumber(max)}` : "";
+    // Written only when crossing the limit, so screen readers hear it once
+    // (a live region that is always there), not at every key; the field's
+    // description (aria-describedby) holds it meanwhile.
+    const state = over ? `over:${max}` : "ok";
+    if (this.limitText.dataset.state !== state) {
+      this.limitText.dataset.state = state;
+      const text = over
+        ? `Your message is too long: we can take at most ${formatNumber(max)} characters. Please shorten it or send it in parts.`
+        : "";
+      this.limitText.textContent = text;
+      this.limitStatus.textContent = text;
+    }
+    this.input.setAttribute("aria-invalid", String(over));
+    this.sendButton.setAttribute("aria-disabled", String(over));
+    return over;
   }
 
   fitInput() {
@@ -285,6 +346,7 @@ export class ChatUI {
 
     const wasAtEnd = this.isNearEnd();
     let added = false;
+    let addedNotice = false;
     let previous = null;
     for (const message of messages) {
       const known = this.rendered.get(message.id);
@@ -300,6 +362,7 @@ export class ChatUI {
       }
       this.appendRow(message);
       added = true;
+      addedNotice ||= message.from === "notice";
       previous = message;
     }
 
@@ -310,9 +373,11 @@ export class ChatUI {
     this.empty.hidden = messages.length > 0 || awaiting;
 
     this.renderQuickReplies(messages[messages.length - 1], awaiting);
+    this.updateLimit(); // the server's limit may have come since
     this.updateLauncher();
     if (this.isOpen && this.store.state.unread) this.store.markRead();
-    if (added || awaiting) this.scrollToEnd(wasAtEnd);
+    // A notice answers what the customer just did: always brought into view.
+    if (added || awaiting) this.scrollToEnd(wasAtEnd || addedNotice);
   }
 
   clearLog() {
@@ -322,6 +387,10 @@ export class ChatUI {
   }
 
   appendRow(message) {
+    if (message.from === "notice") {
+      this.appendNotice(message);
+      return;
+    }
     const previous = this.lastRendered;
     const sender = message.from === "agent" ? `agent:${message.agentName}` : message.from;
     const previousSender = previous && (previous.from === "agent" ? `agent:${previous.agentName}` : previous.from);
@@ -375,6 +444,21 @@ export class ChatUI {
     this.lastRendered = message;
   }
 
+  /** The server refused a message (too long, too fast): a notice across the log, not a bot's answer. */
+  appendNotice(message) {
+    const row = el("div", "row notice");
+    row.dataset.id = message.id;
+    row.dataset.notice = message.notice || "";
+    const body = el("p", "notice-text");
+    body.innerHTML = icons.INFO;
+    body.append(el("span", "sr-only", "Notice: "));
+    appendText(body, message.text);
+    row.append(body);
+    this.log.append(row);
+    this.rendered.set(message.id, { row, body, from: message.from, status: undefined });
+    this.lastRendered = message;
+  }
+
   updateStatus(entry, message) {
     entry.status = message.status;
     entry.row.classList.toggle("queued", message.status === "queued");
@@ -384,6 +468,12 @@ export class ChatUI {
       const status = el("div", "status");
       status.innerHTML = icons.CLOCK;
       status.append(document.createTextNode("Waiting for connection"));
+      entry.body.append(status);
+      entry.statusNode = status;
+    } else if (message.from === "customer" && message.status === "refused") {
+      const status = el("div", "status refused");
+      status.innerHTML = icons.INFO_SMALL;
+      status.append(document.createTextNode("Not delivered: too long"));
       entry.body.append(status);
       entry.statusNode = status;
     }

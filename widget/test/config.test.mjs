@@ -16,6 +16,12 @@ test("without data-server the widget looks for Rasa on the page's host", () => {
   assert.equal(config.socketPath, "/socket.io/");
 });
 
+test("the identity token is read from data-identity-token, trimmed; empty means none", () => {
+  assert.equal(readConfig({ identityToken: " aaa.bbb.ccc " }, page).identityToken, "aaa.bbb.ccc");
+  assert.equal(readConfig({ identityToken: "" }, page).identityToken, null);
+  assert.equal(readConfig({}, page).identityToken, null);
+});
+
 test("a customer email that is not an email is ignored", () => {
   assert.equal(readConfig({ customerEmail: "ada@example.com" }, page).customerEmail, "ada@example.com");
   assert.equal(readConfig({ customerEmail: "<script>" }, page).customerEmail, null);

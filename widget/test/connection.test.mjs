@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, mock, test } from "node:test";
 import { Connection } from "../src/connection.js";
+import { IdentityKeeper } from "../src/identity.js";
 import { ConversationStore, RESEND_AFTER_MS, RESEND_WITHIN_MS } from "../src/store.js";
 
 function memoryStorage() {
@@ -64,11 +65,12 @@ function widget(win = fakeWindow()) {
   const socket = new FakeSocket();
   const shown = [];
   const connection = new Connection(
-    { server: "http://rasa", socketPath: "/socket.io/", customerEmail: "ada@example.com" },
+    { server: "http://rasa", socketPath: "/socket.io/", storageKey: "helpdesk-chat:test" },
     store,
     { onStatus() {}, onIncoming: (message) => shown.push(message.text) },
     win,
     () => socket,
+    new IdentityKeeper(store, { claimedEmail: "ada@example.com" }),
   );
   connection.start();
   return { store, socket, shown, connection, win };
