@@ -176,6 +176,7 @@ def test_endpoints_yml_names_our_classes(monkeypatch, tmp_path):
     from rasa.core.utils import read_endpoints_from_path
 
     monkeypatch.setenv("ACTIONS_PORT", "5055")
+    monkeypatch.setenv("ACTIONS_TOKEN", "test-token")
     monkeypatch.setenv("RASA_TRACKER_DB", str(tmp_path / "tracker.db"))
     monkeypatch.setenv("RASA_EVENTS_DB", str(tmp_path / "events.db"))
     endpoints = read_endpoints_from_path(str(Path(__file__).resolve().parents[2] / "endpoints.yml"))
