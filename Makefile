@@ -154,6 +154,12 @@ POSTGRES_TESTS := test_tickets test_handoffs test_feedback test_customers test_c
 POSTGRES_TESTS += test_broker_consumer
 # The nightly recompute's lease: one holder at a time on PostgreSQL as on SQLite.
 POSTGRES_TESTS += test_insights_nightly
+# What the workers cannot handle is set aside (dead letters), on PostgreSQL too.
+POSTGRES_TESTS += test_dead_letters test_follower_malformed_events test_consumer_malformed_messages test_webhooks_unsendable \
+	test_insights_bad_rows test_webhooks_private_targets
+# Console sessions kept on the server, chat's daily caps, malformed input (NUL is
+# PostgreSQL's own trouble) and the bot key's readiness check, on PostgreSQL too.
+POSTGRES_TESTS += test_console_sessions test_chat_limits test_malformed_input test_bot_key
 test-backend-postgres: $(BACKEND_STAMP)
 	@if $(BACKEND_VENV)/bin/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1].replace("+psycopg", "") + "/postgres", connect_timeout=3).close()' "$(CRM_TEST_POSTGRES_URL)" 2>/dev/null; then \
 	  CRM_TEST_POSTGRES_URL=$(CRM_TEST_POSTGRES_URL) $(BACKEND_VENV)/bin/python -m pytest -q $(addprefix tests/backend/,$(addsuffix .py,$(POSTGRES_TESTS))); \

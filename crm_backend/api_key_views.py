@@ -4,11 +4,15 @@ from apiflask import APIBlueprint, Schema, abort
 from apiflask.fields import DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf
 
-from . import api_keys
+from . import api_keys, bot_key
 from .auth import require_scopes
 from .db import get_session
 from .models import ApiKey
+from .problems import ApiProblem, problem_type
+from .schemas import QuerySchema
 from .transactions import transactional
+
+BOT_KEY_REVOCATION = problem_type("bot-key-revocation")
 
 bp = APIBlueprint("api_keys", __name__, url_prefix="/api/v1/api-keys", tag="API keys")
 
@@ -36,6 +40,13 @@ class ApiKeyList(Schema):
     items = List(Nested(ApiKeyOut), required=True)
 
 
+class RevokeQuery(QuerySchema):
+    confirm = String(
+        validate=OneOf([bot_key.CONFIRMATION]),
+        metadata={"description": "`bot-key` to revoke the key the assistant itself uses (CRM_API_KEY)."},
+    )
+
+
 @bp.get("")
 @require_scopes("admin")
 @bp.output(ApiKeyList)
@@ -61,17 +72,32 @@ def create_api_key(data):
 @bp.delete("/<int:api_key_id>")
 @require_scopes("admin")
 @transactional
+@bp.input(RevokeQuery, location="query", arg_name="query")
 @bp.output({}, status_code=204)
 @bp.doc(
     summary="Revoke an API key; revoking twice is harmless",
     description="The key stops working at once in the server process that handles this request and within "
-    "`CRM_API_KEY_CACHE_SECONDS` (default 5) in the others, which trust a key they verified for that long.",
-    responses={403: "Missing scope", 404: "No such key"},
+    "`CRM_API_KEY_CACHE_SECONDS` (default 5) in the others, which trust a key they verified for that long. "
+    "The key the assistant itself uses (CRM_API_KEY) is revoked only with `?confirm=bot-key`: without it the "
+    "answer is 409 (type `.../bot-key-revocation`), since the assistant then stops opening tickets and handoffs.",
+    responses={403: "Missing scope", 404: "No such key", 409: "The bot's own key, without ?confirm=bot-key"},
 )
-def revoke_api_key(api_key_id: int):
+def revoke_api_key(api_key_id: int, query):
     api_key = get_session().get(ApiKey, api_key_id)
     if api_key is None:
         abort(404, detail=f"There is no API key with id {api_key_id}.")
-    if api_key.revoked_at is None:
-        api_keys.revoke(get_session(), api_key, commit=False)
+    if api_key.revoked_at is not None:
+        return ""
+    note = None
+    if bot_key.is_bot_key(api_key):
+        if query.get("confirm") != bot_key.CONFIRMATION:
+            raise ApiProblem(
+                409,
+                f"API key {api_key.id} is the key the assistant uses to reach the CRM (CRM_API_KEY): revoked, the "
+                "assistant can no longer open tickets or hand conversations to a person, and /readyz says so. "
+                f"To revoke it anyway, repeat the request with ?confirm={bot_key.CONFIRMATION}.",
+                type=BOT_KEY_REVOCATION,
+            )
+        note = {"bot_key": True, "confirmed": bot_key.CONFIRMATION}
+    api_keys.revoke(get_session(), api_key, commit=False, note=note)
     return ""

@@ -209,11 +209,15 @@ def touch(session: Session, api_key: ApiKey) -> None:
     session.commit()
 
 
-def revoke(session: Session, api_key: ApiKey, commit: bool = True) -> None:
-    """Revoke a key: at once in this process, within the cache's seconds in the others."""
+def revoke(session: Session, api_key: ApiKey, commit: bool = True, note: dict | None = None) -> None:
+    """Revoke a key: at once in this process, within the cache's seconds in the others.
+
+    ``note`` joins the audit event's "after" (e.g. that it was the bot's key, confirmed).
+    """
     before = audit.snapshot(api_key, AUDIT_FIELDS)
     api_key.revoked_at = utcnow()
-    audit.record(session, "api_key.revoked", "api_key", api_key.id, *audit.changed(before, audit.snapshot(api_key, AUDIT_FIELDS)))
+    old, new = audit.changed(before, audit.snapshot(api_key, AUDIT_FIELDS))
+    audit.record(session, "api_key.revoked", "api_key", api_key.id, old, {**new, **(note or {})})
     if commit:
         session.commit()
     cache = current_app.extensions.get("crm_verified_keys") if has_app_context() else None

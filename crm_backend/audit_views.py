@@ -6,7 +6,7 @@ from apiflask.validators import Length, Range
 
 from . import audit
 from .auth import require_scopes
-from .db import get_session
+from .db import MAX_ID, get_session
 from .schemas import Cursor, QuerySchema, cursor_field
 
 bp = APIBlueprint("audit", __name__, url_prefix="/api/v1/audit-events", tag="Audit")
@@ -14,7 +14,7 @@ bp = APIBlueprint("audit", __name__, url_prefix="/api/v1/audit-events", tag="Aud
 
 class AuditQuery(QuerySchema):
     entity_type = String(validate=Length(1, 32), metadata={"description": "ticket, customer, comment, agent or api_key"})
-    entity_id = Integer(validate=Range(min=1))
+    entity_id = Integer(validate=Range(1, MAX_ID))
     action = String(validate=Length(1, 64), metadata={"example": "ticket.updated"})
     limit = Integer(load_default=50, validate=Range(1, 200))
     cursor = cursor_field()

@@ -15,10 +15,26 @@ auth = HTTPTokenAuth(
 )
 
 
+def _verified(token: str) -> api_keys.VerifiedKey | None:
+    """``token`` checked once per request (the rate limiter asks first, then the view's auth)."""
+    checked = g.setdefault("crm_checked_tokens", {})
+    if token not in checked:
+        checked[token] = api_keys.verify(get_session(), token) if token else None
+    return checked[token]
+
+
+def request_api_key() -> api_keys.VerifiedKey | None:
+    """The verified API key of this request's ``Authorization: Bearer`` header, or None."""
+    authorization = request.authorization
+    if authorization is None or authorization.type != "bearer" or not authorization.token:
+        return None
+    return _verified(authorization.token)
+
+
 @auth.verify_token
 def _verify_token(token: str) -> api_keys.VerifiedKey | None:
     # auth.current_user is then a VerifiedKey (id, name, prefix, scopes).
-    return api_keys.verify(get_session(), token)
+    return _verified(token)
 
 
 @auth.error_handler

@@ -36,8 +36,33 @@ def settings_from_env() -> dict:
         # 1 behind HTTPS: the console's cookie is then sent over HTTPS only.
         "SESSION_COOKIE_SECURE": os.environ.get("CRM_SECURE_COOKIES", "0") == "1",
         "CONSOLE_SESSION_HOURS": float(os.environ.get("CONSOLE_SESSION_HOURS", 12)),
-        # Failed console logins allowed per client address and per e-mail (Flask-Limiter syntax).
-        "CONSOLE_LOGIN_LIMIT": os.environ.get("CONSOLE_LOGIN_LIMIT", "5 per minute;30 per hour"),
+        # Failed console sign-ins: after CONSOLE_LOGIN_FREE_FAILURES for one
+        # e-mail from one client address, each further try waits 1, 2, 4, ...
+        # seconds, at most CONSOLE_LOGIN_MAX_DELAY; failures are forgotten
+        # CONSOLE_LOGIN_FAILURE_WINDOW seconds after the first one. Nothing
+        # locks the right password out: another address, or the wait, lets it in.
+        "CONSOLE_LOGIN_FREE_FAILURES": int(os.environ.get("CONSOLE_LOGIN_FREE_FAILURES", 3)),
+        "CONSOLE_LOGIN_MAX_DELAY": int(os.environ.get("CONSOLE_LOGIN_MAX_DELAY", 60)),
+        "CONSOLE_LOGIN_FAILURE_WINDOW": int(os.environ.get("CONSOLE_LOGIN_FAILURE_WINDOW", 900)),
+        # Failed sign-ins allowed from one client address over all e-mails
+        # (guessing many accounts; Flask-Limiter syntax).
+        "CONSOLE_LOGIN_LIMIT": os.environ.get("CONSOLE_LOGIN_LIMIT", "30 per minute;300 per hour"),
+        # The bot's API key, as the action server reads it (CRM_API_KEY, else
+        # the file CRM_API_KEY_FILE names): /readyz checks the CRM accepts it
+        # with these scopes, and revoking it through the API needs ?confirm=bot-key.
+        "BOT_API_KEY": os.environ.get("CRM_API_KEY", "").strip(),
+        "BOT_API_KEY_FILE": os.environ.get("CRM_API_KEY_FILE", "").strip(),
+        "BOT_API_KEY_SCOPES": _labels(
+            os.environ.get(
+                "CRM_BOT_KEY_SCOPES",
+                "customers:read,customers:write,tickets:read,tickets:write,handoffs:write,feedback:write",
+            )
+        ),
+        # What chat (channel "chat") may create per UTC day, per customer
+        # e-mail and per conversation; 0: no cap (crm_backend/chat_limits.py).
+        "CHAT_DAILY_TICKETS": int(os.environ.get("CHAT_DAILY_TICKETS", 5)),
+        "CHAT_DAILY_HANDOFFS": int(os.environ.get("CHAT_DAILY_HANDOFFS", 5)),
+        "CHAT_DAILY_FEEDBACK": int(os.environ.get("CHAT_DAILY_FEEDBACK", 10)),
         "CANNED_REPLIES_PATH": os.environ.get(
             "CANNED_REPLIES_PATH", os.path.join(os.environ.get("VAR_DIR", "var"), "canned_replies.json")
         ),

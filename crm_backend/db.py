@@ -28,6 +28,12 @@ class Base(DeclarativeBase):
     )
 
 
+# The largest id a row can have: PostgreSQL's integer. Ids from outside (paths,
+# queries, bodies, cursors) above it are refused before they reach a query,
+# where PostgreSQL (and SQLite above 2**63) would fail on them.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

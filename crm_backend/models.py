@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from .db import Base, UTCDateTime, utcnow
+from .db import MAX_ID, Base, UTCDateTime, utcnow
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -112,6 +112,28 @@ class Agent(Base):
         return f"<Agent {self.id} {self.email}>"
 
 
+class AgentSession(Base):
+    """A console sign-in (crm_backend/console/auth.py).
+
+    The session cookie holds a random token; only its SHA-256 is stored, so
+    the table cannot be replayed as cookies. Signing out ends the row, and a
+    copied cookie stops working with it; "sign out everywhere" ends every row
+    of the agent.
+    """
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<AgentSession {self.id} agent {self.agent_id}>"
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -178,7 +200,7 @@ def parse_ticket_reference(reference: str) -> int | None:
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         return None
     number = int(text)
-    return number if number > 0 else None
+    return number if 0 < number <= MAX_ID else None
 
 
 class Comment(Base):
@@ -669,3 +691,26 @@ class JobLease(Base):
 
     def __repr__(self) -> str:
         return f"<JobLease {self.name} {self.holder or 'free'}>"
+
+
+class DeadLetter(Base):
+    """An event, delivery or row a long-running worker could not handle and set
+    aside to carry on (crm_backend/dead_letters.py): the follower's broker
+    event, the consumer's RabbitMQ message, a webhook delivery, a customer the
+    nightly recompute could not refresh."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("source", "position", name="uq_dead_letters_source_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))  # follower, consumer, webhooks, insights
+    # Where the item is at its source: "event 812" (Rasa's events table),
+    # "amqp:<message_id>", "delivery 42", "customer 7".
+    position: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(String(500))
+    # The start of the item, escaped, email addresses masked.
+    excerpt: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<DeadLetter {self.id} {self.source} {self.position}>"

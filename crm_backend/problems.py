@@ -10,6 +10,14 @@ from marshmallow import INCLUDE
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 PROBLEM_MIMETYPE = "application/problem+json"
+# Problems a client may want to tell apart get a type of their own (RFC 9457
+# "type"); the rest are "about:blank", named by their status alone.
+PROBLEM_TYPE_BASE = "https://northwind.example/problems/"
+
+
+def problem_type(name: str) -> str:
+    """The URI of one kind of problem, e.g. problem_type("daily-limit")."""
+    return PROBLEM_TYPE_BASE + name
 
 # Werkzeug's wording mentions servers and browsers; say what the client can do.
 DEFAULT_DETAILS = {
@@ -49,11 +57,11 @@ class ValidationProblem(Problem):
     errors = List(Nested(FieldError), required=True)
 
 
-def problem(status: int, detail: str | None = None, headers=None, **extensions) -> Response:
+def problem(status: int, detail: str | None = None, headers=None, type: str = "about:blank", **extensions) -> Response:
     """A problem+json response; ``extensions`` become extra members."""
     title = HTTPStatus(status).phrase
     body = {
-        "type": "about:blank",
+        "type": type,
         "title": title,
         "status": status,
         "detail": detail or DEFAULT_DETAILS.get(status, title),
@@ -73,10 +81,11 @@ class ApiProblem(Exception):
     building responses; the app turns it into problem+json.
     """
 
-    def __init__(self, status: int, detail: str, **extensions):
+    def __init__(self, status: int, detail: str, headers: dict | None = None, **extensions):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
         self.extensions = extensions
 
 
@@ -88,7 +97,7 @@ def field_problem(field: str, message: str, location: str = "json") -> ApiProble
 
 
 def _from_api_problem(error: ApiProblem) -> Response:
-    return problem(error.status, error.detail, **error.extensions)
+    return problem(error.status, error.detail, error.headers, **error.extensions)
 
 
 def field_errors(detail: dict) -> list[dict]:
@@ -135,12 +144,30 @@ def _from_werkzeug(error: HTTPException) -> Response:
     return problem(status, headers=headers)
 
 
+# Answers any operation of the API may give, whatever it does: malformed
+# input (crm_backend/request_guard.py) and the rate limit (rate_limits.py).
+COMMON_PROBLEMS = {
+    "400": "Malformed request: not JSON, a NUL character or lone surrogate, nesting too deep",
+    "429": "Too many requests; wait as long as Retry-After says",
+}
+BODY_PROBLEMS = {"413": "The body is larger than the server takes (MAX_CONTENT_LENGTH)"}
+
+
 def _document_problem_media_type(spec: dict) -> dict:
-    """Error responses in the OpenAPI document carry problem+json, like the real ones."""
-    for path_item in spec.get("paths", {}).values():
+    """Error responses in the OpenAPI document carry problem+json, like the real ones,
+    and every API operation lists the problems any of them may answer."""
+    for path, path_item in spec.get("paths", {}).items():
         for operation in path_item.values():
             if not isinstance(operation, dict):  # path-level "parameters" list
                 continue
+            if path.startswith("/api/v1/"):
+                responses = operation.setdefault("responses", {})
+                common = {**COMMON_PROBLEMS, **(BODY_PROBLEMS if "requestBody" in operation else {})}
+                for status, description in common.items():
+                    responses.setdefault(
+                        status,
+                        {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                    )
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:

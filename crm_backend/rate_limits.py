@@ -1,6 +1,8 @@
 """Per-client request limits (Flask-Limiter); a breach is a 429 problem with Retry-After.
 
-Clients are counted by API-key prefix when they send one, else by address.
+Clients are counted by the id of their API key once it is verified (a
+wrong key never spends another key's budget), and requests without a valid
+key by address, apart from every key.
 Counters live in ``RATELIMIT_STORAGE_URI``: ``memory://`` (the default) counts
 per worker process, so N gunicorn workers allow up to N times the limit;
 ``redis://host:port/db`` gives every worker and machine one shared count (the
@@ -13,8 +15,10 @@ import os
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from sqlalchemy.exc import SQLAlchemyError
 
-from . import api_keys
+from .auth import request_api_key
+from .db import get_session
 
 DEFAULT_LIMIT = "6000 per minute"
 # A Redis that stops answering must not hold a request for long; after a
@@ -23,12 +27,14 @@ SHARED_STORAGE_OPTIONS = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25
 
 
 def client_identity() -> str:
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer":
-        prefix = api_keys.parse_prefix(token.strip())
-        if prefix is not None:
-            return f"key:{prefix}"
+    try:
+        verified = request_api_key()
+    except SQLAlchemyError:
+        # The view's own check of the key answers for the database.
+        get_session().rollback()
+        verified = None
+    if verified is not None:
+        return f"key:{verified.id}"
     return f"addr:{get_remote_address()}"
 
 

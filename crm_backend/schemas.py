@@ -9,6 +9,7 @@ from apiflask.fields import String
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import ValidationError, fields, validates_schema
 
+from .db import MAX_ID
 from .models import normalise_email
 
 
@@ -42,6 +43,8 @@ class Cursor(fields.Field):
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             label, _, after_id = raw.partition(":")
             if label != "after" or not after_id.isascii() or not after_id.isdigit() or len(after_id) > 18:
+                raise ValueError(raw)
+            if int(after_id) > MAX_ID:
                 raise ValueError(raw)
         except (ValueError, binascii.Error, UnicodeDecodeError) as error:
             raise ValidationError("Invalid cursor; pass back a next_cursor from a previous page.") from error

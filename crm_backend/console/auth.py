@@ -1,16 +1,20 @@
 """Who is signed in to the console, CSRF checks, and slowing down password guessing.
 
 The session is Flask's signed cookie (HttpOnly, SameSite=Lax, path
-/console) holding the agent's id, the time of sign-in and a stamp of their
-password hash: changing the password ends every session of that agent.
+/console) holding the agent's id, a random session token and a stamp of
+their password hash. The token's session is kept on the server
+(crm_backend/agents/sessions.py): signing out ends it there, so a copied
+cookie is refused afterwards, and "sign out everywhere" ends all of an
+agent's sessions; changing the password ends them too (the stamp).
 Every request that changes something must carry the CSRF token of the
 session (Flask-WTF's signed tokens) in the form field ``csrf_token`` or the
-``X-CSRF-Token`` header.
+``X-CSRF-Token`` header. Failed sign-ins slow down per (e-mail, address)
+and are capped per address (login_delays.py).
 """
 
 import hashlib
 import hmac
-import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
@@ -18,6 +22,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
+from ..agents import sessions as agent_sessions
 from ..db import get_session
 from ..handoffs import availability
 from ..models import Agent
@@ -42,27 +47,48 @@ def current_agent() -> Agent | None:
 
 
 def sign_in(agent: Agent) -> None:
+    """Start a server-side session for ``agent`` (committed) and put its token in the cookie."""
     # A new session (and CSRF token) at sign-in: nothing set before it,
     # e.g. by someone who planted a cookie, survives.
     session.clear()
     session.permanent = True
-    session.update(agent_id=agent.id, signed_in_at=int(time.time()), stamp=_password_stamp(agent))
+    database = get_session()
+    _, token = agent_sessions.start(database, agent.id, timedelta(seconds=_session_seconds()))
+    database.commit()
+    session.update(agent_id=agent.id, session_token=token, stamp=_password_stamp(agent))
 
 
 def sign_out() -> None:
+    """End this browser's session on the server too: a copy of the cookie stops working."""
+    token = session.get("session_token")
+    if token:
+        database = get_session()
+        agent_sessions.end(database, token)
+        database.commit()
     session.clear()
 
 
+def sign_out_everywhere(agent: Agent) -> int:
+    """End every session of ``agent``, this one included; how many there were."""
+    database = get_session()
+    ended = agent_sessions.end_all(database, agent.id)
+    database.commit()
+    session.clear()
+    return ended
+
+
 def _load_agent() -> None:
-    agent_id = session.get("agent_id")
+    agent_id, token = session.get("agent_id"), session.get("session_token")
     if agent_id is None:
         return
-    expired = time.time() - session.get("signed_in_at", 0) > _session_seconds()
-    agent = None if expired else get_session().get(Agent, agent_id)
+    database = get_session()
+    record = agent_sessions.find_active(database, token) if isinstance(token, str) else None
+    agent = database.get(Agent, agent_id) if record is not None and record.agent_id == agent_id else None
     if agent is None or not hmac.compare_digest(session.get("stamp", ""), _password_stamp(agent)):
         session.clear()
         return
     g.console_agent = agent
+    g.console_session_id = record.id
     # An agent with the console open is "online" for handoffs.
     availability.mark_seen_soon(current_app.extensions["crm_db"].sessionmaker, agent.id)
     # audit.current_actor() names the agent in every change of this request.
@@ -119,29 +145,19 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _failed_login(response) -> bool:
-    return response.status_code == 401
-
-
-def _login_email() -> str:
-    return "console-login-email:" + request.form.get("email", "").strip().lower()[:320]
-
-
-def _login_address() -> str:
-    return "console-login-address:" + get_remote_address()
-
-
 def limit_logins(app: Flask) -> None:
-    """Count failed sign-ins per client address and per e-mail; past the limit, 429.
+    """Slow down failed sign-ins per (e-mail, address) and cap them per address
+    (login_delays.py), counted in the storage of the app's rate limiter."""
+    from . import login_delays
 
-    Flask-Limiter's counters (per worker unless RATELIMIT_STORAGE_URI is
-    shared) with the app's limiter from crm_backend/rate_limits.py.
-    """
-    limiter = app.extensions.get("crm_limiter")
-    if limiter is None:
+    if app.extensions.get("crm_limiter") is None:
         raise RuntimeError("the agent console needs the rate limiter: call console.init_app after api.init_app")
-    rule = app.config["CONSOLE_LOGIN_LIMIT"]
-    view = app.view_functions["console.login"]
-    for key_func in (_login_address, _login_email):
-        view = limiter.limit(rule, key_func=key_func, methods=["POST"], deduct_when=_failed_login)(view)
-    app.view_functions["console.login"] = view
+    login_delays.init_app(app)
+
+
+def login_delays():
+    return current_app.extensions["console_login_delays"]
+
+
+def client_address() -> str:
+    return get_remote_address()

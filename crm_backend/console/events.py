@@ -28,9 +28,10 @@ import time
 from flask import Flask, Response, current_app, g, render_template, request, stream_with_context
 from sqlalchemy import select
 
+from ..agents import sessions as agent_sessions
 from ..db import get_session
 from ..handoffs import availability
-from ..models import Handoff, HandoffMessage
+from ..models import AgentSession, Handoff, HandoffMessage
 from ..problems import problem
 from . import queries
 from .views import bp
@@ -96,7 +97,7 @@ class _Slot:
                 self._slots.release()
 
 
-def _stream(app: Flask, agent_id: int, handoff_id: int | None, after_id: int):
+def _stream(app: Flask, agent_id: int, handoff_id: int | None, after_id: int, session_id: int | None = None):
     config = app.config
     poll = float(config["CONSOLE_SSE_POLL_SECONDS"])
     heartbeat = float(config["CONSOLE_SSE_HEARTBEAT_SECONDS"])
@@ -110,6 +111,8 @@ def _stream(app: Flask, agent_id: int, handoff_id: int | None, after_id: int):
         # A console with its live stream open keeps the agent online.
         availability.mark_seen_soon(sessionmaker, agent_id)
         with sessionmaker() as session:
+            if session_id is not None and not agent_sessions.is_active(session.get(AgentSession, session_id)):
+                return  # signed out (here or everywhere): the stream ends with the session
             signature = queries.queue_signature(session)
             if signature != queue_seen:
                 queue_seen = signature
@@ -159,7 +162,8 @@ def events():
     # Nothing of this request's session is needed while streaming: give its
     # connection back now rather than in minutes.
     get_session().close()
-    stream = stream_with_context(_stream(current_app._get_current_object(), agent_id, handoff_id, after_id))
+    session_id = g.get("console_session_id")
+    stream = stream_with_context(_stream(current_app._get_current_object(), agent_id, handoff_id, after_id, session_id))
     return Response(
         _Slot(stream, slots),
         mimetype="text/event-stream",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from apiflask import APIBlueprint
 from flask import abort, current_app, redirect, render_template, request, url_for
-from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import NotFound
 
-from ..agents.service import verify_password
+from ..agents.service import find_agent, verify_password
 from ..db import get_session
 from ..models import TICKET_PRIORITIES, TICKET_STATUSES, Customer, Handoff, Ticket
 from ..tickets.rules import ALLOWED_TRANSITIONS
@@ -122,12 +121,11 @@ def console_time(moment: datetime | None) -> str:
     return moment.strftime("%d %b %Y, %H:%M UTC") if moment else ""
 
 
-@bp.errorhandler(429)
-def _too_many_attempts(error: RateLimitExceeded):
-    retry_after = getattr(error, "retry_after", None) or 60
-    message = "Too many failed sign-ins. Wait a minute, then try again."
-    html = render_template("console/login.html", error=message, email=request.form.get("email", ""))
-    return html, 429, {"Retry-After": str(retry_after)}
+def _wait_page(seconds: int, email: str):
+    unit = "second" if seconds == 1 else "seconds"
+    message = f"Too many failed sign-ins. Wait {seconds} {unit}, then try again."
+    html = render_template("console/login.html", error=message, email=email, next=request.form.get("next", ""))
+    return html, 429, {"Retry-After": str(seconds)}
 
 
 @bp.errorhandler(NotFound)
@@ -147,26 +145,51 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""), notice=_notice())
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
+    delays, address = auth.login_delays(), auth.client_address()
+    wait = delays.wait_seconds(email, address)
+    if wait:
+        return _wait_page(wait, email)
     session = get_session()
     agent = verify_password(session, email, password) if email and password else None
     if agent is None:
-        current_app.logger.info("console: failed sign-in for %r from %s", email[:100], request.remote_addr)
+        delay = delays.failed(email, address)
+        known = find_agent(session, email) if email else None
+        who = f"agent {known.id}" if known is not None else "an unknown e-mail"
+        current_app.logger.info("console: failed sign-in for %s from %s", who, address)
         error = "That e-mail address and password do not match an agent account."
+        if delay:
+            error += f" Wait {delay} {'second' if delay == 1 else 'seconds'} before the next try."
         return render_template("console/login.html", error=error, email=email, next=request.form.get("next", "")), 401
     session.commit()  # an upgraded password hash, if any
+    delays.succeeded(email, address)
     auth.sign_in(agent)
-    current_app.logger.info("console: %s signed in", agent.email)
+    current_app.logger.info("console: agent %s signed in", agent.id)
     return redirect(auth.safe_next(request.form.get("next")))
 
 
+NOTICES = {
+    "signed_out": "You are signed out.",
+    "signed_out_everywhere": "You are signed out on every device and browser.",
+}
+
+
 def _notice() -> str | None:
-    return {"signed_out": "You are signed out."}.get(request.args.get("notice", ""))
+    return NOTICES.get(request.args.get("notice", ""))
 
 
 @bp.post("/logout")
 def logout():
     auth.sign_out()
     return redirect(url_for("console.login", notice="signed_out"))
+
+
+@bp.post("/logout-everywhere")
+def logout_everywhere():
+    """End every session of the signed-in agent: other browsers, copied cookies, this one."""
+    agent = auth.current_agent()
+    ended = auth.sign_out_everywhere(agent)
+    current_app.logger.info("console: agent %s signed out everywhere (%d session(s))", agent.id, ended)
+    return redirect(url_for("console.login", notice="signed_out_everywhere"))
 
 
 def _queue_context(current: Handoff | None = None) -> dict:

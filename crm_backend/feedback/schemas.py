@@ -2,6 +2,7 @@ from apiflask import Schema
 from apiflask.fields import DateTime, Float, Integer, List, Nested, String
 from apiflask.validators import Length, Range
 
+from ..db import MAX_ID
 from ..schemas import Cursor, EmailAddress, QuerySchema, cursor_field
 
 
@@ -9,7 +10,7 @@ class FeedbackIn(Schema):
     score = Integer(required=True, strict=True, validate=Range(1, 5), metadata={"description": "1 (very unhappy) to 5 (very happy)."})
     comment = String(allow_none=True, load_default=None, validate=Length(0, 5000))
     conversation_id = String(allow_none=True, load_default=None, validate=Length(1, 128))
-    customer_id = Integer(validate=Range(min=1))
+    customer_id = Integer(validate=Range(1, MAX_ID))
     customer_email = EmailAddress(
         validate=Length(max=320), metadata={"description": "A new customer is created if none has this e-mail."}
     )
@@ -17,7 +18,7 @@ class FeedbackIn(Schema):
     handoff_id = Integer(
         allow_none=True,
         load_default=None,
-        validate=Range(min=1),
+        validate=Range(1, MAX_ID),
         metadata={"description": "The handoff this score rates; by default the conversation's latest resolved one."},
     )
     channel = String(load_default="chat", validate=Length(1, 32))

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, chat_limits
 from ..db import keyset_page
 from ..insights import service as insights
 from ..models import Customer, Feedback, Handoff, normalise_email
@@ -42,9 +42,13 @@ def record_feedback(
 ) -> Feedback:
     from ..classifier import classify_or_other
 
+    handoff = _handoff_for(session, handoff_id, conversation_id)
+    # One score per conversation and per handoff (chat_limits).
+    chat_limits.check_not_rated(
+        session, conversation_id=conversation_id, handoff_id=handoff.id if handoff is not None else None
+    )
     comment = comment.strip() if comment else None
     category, confidence = classify_or_other(comment) if comment else (None, None)
-    handoff = _handoff_for(session, handoff_id, conversation_id)
     if customer is None and handoff is not None:
         customer = handoff.customer
     feedback = Feedback(

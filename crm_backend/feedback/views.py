@@ -1,6 +1,7 @@
 from apiflask import APIBlueprint, abort
 from flask import url_for
 
+from .. import chat_limits
 from ..auth import require_scopes
 from ..db import get_session
 from ..models import Feedback
@@ -21,14 +22,25 @@ bp = APIBlueprint("feedback", __name__, url_prefix="/api/v1/feedback", tag="Feed
 @bp.output(FeedbackOut, status_code=201)
 @bp.doc(
     summary="Record a satisfaction score (1-5) with an optional comment; the comment is classified",
-    description="The customer is optional (anonymous feedback); give customer_id or customer_email, not both.",
-    responses={403: "Missing scope"},
+    description="The customer is optional (anonymous feedback); give customer_id or customer_email, not both. "
+    "A conversation (and a handoff) is rated once: a second score is 409 (type `.../already-rated`). "
+    "Scores from chat are capped per customer and conversation a day (`CHAT_DAILY_FEEDBACK`): 429 "
+    "(type `.../daily-limit`) over it.",
+    responses={403: "Missing scope", 409: "This conversation or handoff is already rated", 429: "Today's limit of scores from chat is reached"},
 )
 def create_feedback(data):
     session = get_session()
     customer_id = data.pop("customer_id", None)
     customer_email = data.pop("customer_email", None)
     customer_name = data.pop("customer_name", None)
+    chat_limits.check_daily_cap(
+        session,
+        "feedback",
+        channel=data["channel"],
+        customer_id=customer_id,
+        customer_email=customer_email,
+        conversation_id=data["conversation_id"],
+    )
     customer = None
     if customer_id is not None or customer_email is not None:
         customer = resolve_customer(

@@ -18,6 +18,12 @@ share the queue.
 The exchange and the queue are declared exactly as Rasa declares them, so
 whichever starts first creates them and no event published before the
 consumer starts is lost.
+
+A message it cannot handle (not JSON, the wrong shape, one the database
+refuses, a bug) is acknowledged and set aside as a dead letter
+(crm_backend/dead_letters.py) with an excerpt: requeued, it would come back
+forever; rejected, it would be gone without a trace. Only the database being
+away keeps a message in hand, to try it again.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ import time
 import click
 import pika
 from pika.exceptions import AMQPError
-from sqlalchemy.exc import OperationalError
 
+from .. import dead_letters
 from ..db import get_session
 from . import follower
 
@@ -53,17 +59,33 @@ def event_key(event: dict, body: bytes) -> str:
 
 
 def handle_body(body: bytes) -> tuple[bool, bool]:
-    """Handle one message of the queue (committed): (counted, stored in a handoff)."""
+    """Handle one message of the queue (committed): (counted, stored in a handoff).
+
+    A message that cannot be read is set aside (a dead letter) and handled as nothing.
+    """
     try:
-        event = json.loads(body)
-    except ValueError:
+        event = follower.parse_event(body)
+    except follower.BadEvent as error:
+        set_aside(body, str(error))
         return False, False
-    if not isinstance(event, dict) or event.get("event") != "user":
+    if event.get("event") != "user":
         return False, False
     sender_id = event.get("sender_id")
     if not isinstance(sender_id, str):
+        if follower.is_customer_message(event):
+            set_aside(body, "a customer message without a sender_id")
         return False, False
-    return follower.handle_event(get_session(), sender_id, event_key(event, body), body.decode("utf-8", "replace"))
+    return follower.handle_event(get_session(), sender_id, event_key(event, body), event)
+
+
+def set_aside(body: bytes, error: BaseException | str) -> int | None:
+    """Record a message that cannot be handled (its key: Rasa's message_id, or a hash of the body)."""
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError):
+        event = None
+    key = event_key(event if isinstance(event, dict) else {}, body)
+    return dead_letters.set_aside(get_session(), source="consumer", position=key, error=error, raw=body)
 
 
 class Consumer:
@@ -87,18 +109,17 @@ class Consumer:
         while not self.stopping.is_set():
             try:
                 counted, stored = handle_body(body)
-            except OperationalError as error:
-                # The database is away: keep the message and try again.
+            except Exception as error:  # noqa: BLE001  (one message must not stop the consumer)
                 get_session().rollback()
-                logger.warning("database unavailable, retrying in %.0f s: %s", DATABASE_RETRY_SECONDS, type(error).__name__)
-                connection.sleep(DATABASE_RETRY_SECONDS)  # keeps answering RabbitMQ's heartbeats
-                continue
-            except Exception:
-                # A message this code cannot handle: say so and drop it rather
-                # than block the queue (a dead-letter policy on the queue keeps it).
-                get_session().rollback()
-                logger.exception("could not handle an event; rejected")
-                channel.basic_reject(method.delivery_tag, requeue=False)
+                if dead_letters.is_transient(error):
+                    # The database is away: keep the message and try again.
+                    logger.warning("database unavailable, retrying in %.0f s: %s", DATABASE_RETRY_SECONDS, type(error).__name__)
+                    connection.sleep(DATABASE_RETRY_SECONDS)  # keeps answering RabbitMQ's heartbeats
+                    continue
+                # A message this code cannot handle: set it aside and acknowledge
+                # it, rather than block the queue or see it again after a restart.
+                set_aside(body, error)
+                channel.basic_ack(method.delivery_tag)
                 return
             if stored:
                 logger.info("stored a customer message of a handed-off conversation")

@@ -20,14 +20,23 @@ is not counted twice.
 With ``--broker amqp://...`` it consumes Rasa's Pika (RabbitMQ) event broker
 instead (the scaled profile; crm_backend/handoffs/consumer.py), handling each
 event with the same ``handle_event``.
+
+An event is whatever a chat visitor made Rasa store, so nothing in one may stop
+the follower: its text is cleaned before it is stored (a lone surrogate
+becomes U+FFFD, NUL is dropped, ``read_user_event``), and an event it cannot
+read or store (not JSON, the wrong shape, a row the database refuses) is set
+aside as a dead letter (crm_backend/dead_letters.py) while the follower moves
+on. Only the database being away or busy makes it read the events again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -37,9 +46,10 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, bindparam, create_engine, func, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import conversations
+from .. import conversations, dead_letters
 from ..db import get_session
 from ..models import Conversation, Handoff
 from . import service
@@ -76,28 +86,93 @@ def open_handoffs(session) -> dict[str, OpenHandoff]:
     return {conversation: OpenHandoff(handoff_id, created.timestamp()) for conversation, handoff_id, created in rows}
 
 
-def _event(data: str) -> dict | None:
+class BadEvent(ValueError):
+    """A broker event this code cannot read: not JSON, not an object, or a customer message of the wrong shape."""
+
+
+# Epoch seconds a datetime can hold (years 1970 to 9999).
+_LATEST_TIMESTAMP = 253402300799.0
+
+
+def _valid_timestamp(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= _LATEST_TIMESTAMP
+
+
+def parse_event(data: str | bytes) -> dict:
+    """The broker event's JSON object, a customer message's fields checked and cleaned; BadEvent if it cannot be read."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data).decode("utf-8", "replace")
+    if not isinstance(data, str):
+        raise BadEvent(f"the event is {type(data).__name__}, not JSON text")
     try:
         event = json.loads(data)
-    except (TypeError, ValueError):
+    except RecursionError:
+        raise BadEvent("the event's JSON is nested too deeply") from None
+    except ValueError as error:
+        raise BadEvent(f"the event is not JSON ({getattr(error, 'msg', error)})") from None
+    if not isinstance(event, dict):
+        raise BadEvent(f"the event is a JSON {type(event).__name__}, not an object")
+    if event.get("event") == "user":
+        _check_user_event(event)
+    return event
+
+
+def _check_user_event(event: dict) -> None:
+    """The fields of a customer message the CRM uses: their types checked, their text cleaned (in place)."""
+    message = event.get("text")
+    if message is not None and not isinstance(message, str):
+        raise BadEvent("the customer message's text is not a string")
+    if "timestamp" in event and not _valid_timestamp(event["timestamp"]):
+        raise BadEvent("the customer message's timestamp is not a time")
+    metadata = event.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadEvent("the customer message's metadata is not an object")
+    for name in ("input_channel", "sender_id", "message_id"):
+        value = event.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadEvent(f"the customer message's {name} is not a string")
+        if value is not None:
+            event[name] = dead_letters.clean_text(value)
+    if message is not None:
+        event["text"] = dead_letters.clean_text(message)
+    if metadata is not None and isinstance(metadata.get("email"), str):
+        metadata["email"] = dead_letters.clean_text(metadata["email"])
+
+
+def is_customer_message(event: dict) -> bool:
+    message = event.get("text")
+    return (
+        event.get("event") == "user"
+        and isinstance(message, str)
+        and bool(message.strip())
+        and not message.startswith("EXTERNAL: ")
+    )
+
+
+def read_user_event(data: str | bytes) -> dict | None:
+    """A customer's message event (not an EXTERNAL: trigger of the system), cleaned; None for other events; BadEvent."""
+    event = parse_event(data)
+    return event if is_customer_message(event) else None
+
+
+def _event(data: str) -> dict | None:
+    try:
+        return parse_event(data)
+    except BadEvent:
         return None
-    return event if isinstance(event, dict) else None
 
 
 def _timestamp(event: dict | None) -> float | None:
     timestamp = (event or {}).get("timestamp")
-    return float(timestamp) if isinstance(timestamp, (int, float)) else None
+    return float(timestamp) if _valid_timestamp(timestamp) else None
 
 
 def user_event(data: str) -> dict | None:
     """A customer's message event (not an EXTERNAL: trigger of the system), else None."""
-    event = _event(data)
-    if event is None or event.get("event") != "user":
+    try:
+        return read_user_event(data)
+    except BadEvent:
         return None
-    message = event.get("text")
-    if not isinstance(message, str) or not message.strip() or message.startswith("EXTERNAL: "):
-        return None
-    return event
 
 
 def customer_text(data: str) -> tuple[str, float] | None:
@@ -164,7 +239,8 @@ def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: 
     record = session.get(Handoff, handoff.id)
     try:
         sent_at = datetime.fromtimestamp(sent, tz=timezone.utc)
-        if service.add_customer_message(session, record, event["text"][:20000], event_key, sent_at=sent_at) is None:
+        message = dead_letters.clean_text(event["text"][:20000])
+        if service.add_customer_message(session, record, message, event_key, sent_at=sent_at) is None:
             return False
         session.commit()
         return True
@@ -173,15 +249,18 @@ def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: 
         return False
 
 
-def handle_event(session, sender_id: str, event_key: str, data: str) -> tuple[bool, bool]:
+def handle_event(session, sender_id: str, event_key: str, data: str | dict) -> tuple[bool, bool]:
     """Everything the CRM does with one broker event, committed: (counted, stored in a handoff).
 
-    A customer's message is counted for its conversation and, while the
-    conversation has an open handoff, copied into it. Other events are ignored.
+    ``data`` is the event's JSON, or the object ``parse_event`` made of it. A
+    customer's message is counted for its conversation and, while the
+    conversation has an open handoff, copied into it. Other events are
+    ignored; one that cannot be read raises BadEvent.
     """
-    event = user_event(data)
-    if event is None or not sender_id:
+    event = data if isinstance(data, dict) else read_user_event(data)
+    if event is None or not is_customer_message(event) or not sender_id:
         return False, False
+    sender_id = dead_letters.clean_text(sender_id)
     handoffs = session.execute(
         select(Handoff.id, Handoff.created_at, Handoff.status)
         .where(Handoff.conversation_id == sender_id)
@@ -195,40 +274,97 @@ def handle_event(session, sender_id: str, event_key: str, data: str) -> tuple[bo
     return counted, copy_customer_message(session, OpenHandoff(open_one.id, open_one.created_at.timestamp()), event_key, event)
 
 
+@dataclass
+class Message:
+    """A customer's message read from the broker's table."""
+
+    event_id: int
+    sender_id: str
+    data: str
+    event: dict
+
+
+def _lenient_text(dbapi_connection, connection_record, connection_proxy) -> None:
+    # SQLite hands back a TEXT value that is not UTF-8 as an error for the whole
+    # query; decoded with replacement characters, the other rows still count.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.text_factory = lambda raw: raw.decode("utf-8", "replace")
+
+
 class Follower:
+    source = "follower"
+
     def __init__(self, events: Engine, poll_seconds: float = POLL_SECONDS):
         self.events = events
         self.poll_seconds = poll_seconds
         self.position: int | None = None
         self.stopping = threading.Event()
+        if events.dialect.name == "sqlite" and not sqlalchemy_event.contains(events, "checkout", _lenient_text):
+            sqlalchemy_event.listen(events, "checkout", _lenient_text)
 
-    def _copy(self, rows, handoffs: dict[str, OpenHandoff]) -> int:
+    def _set_aside(self, event_id, error: BaseException | str, data) -> None:
+        dead_letters.set_aside(get_session(), source=self.source, position=f"event {event_id}", error=error, raw=data)
+
+    def _messages(self, rows) -> list[Message]:
+        """The customers' messages among ``rows``; an event that cannot be read is set aside."""
+        messages = []
+        for event_id, sender_id, data in rows:
+            try:
+                event = read_user_event(data)
+            except BadEvent as error:
+                self._set_aside(event_id, str(error), data)
+                continue
+            if event is not None and isinstance(sender_id, str) and sender_id:
+                messages.append(Message(event_id, dead_letters.clean_text(sender_id), data, event))
+        return messages
+
+    def _copy(self, messages: list[Message], handoffs: dict[str, OpenHandoff]) -> int:
         session = get_session()
         stored = 0
-        for event_id, sender_id, data in rows:
-            handoff = handoffs.get(sender_id)
+        for message in messages:
+            handoff = handoffs.get(message.sender_id)
             if handoff is None:
                 continue
-            event = user_event(data)
-            if event is not None:
-                stored += copy_customer_message(session, handoff, str(event_id), event)
+            try:
+                stored += copy_customer_message(session, handoff, str(message.event_id), message.event)
+            except Exception as error:  # noqa: BLE001  (one event must not stop the follower)
+                if dead_letters.is_transient(error):
+                    raise
+                self._set_aside(message.event_id, error, message.data)
         return stored
 
-    def _count(self, rows) -> int:
-        """Count every conversation's customer messages (for the containment rate); how many were new."""
-        messages = [
-            (sender_id, event)
-            for _, sender_id, data in rows
-            if (event := user_event(data)) is not None and _timestamp(event) is not None and len(sender_id or "") <= 128
-        ]
-        if not messages:
-            return 0
-        session = get_session()
-        senders = {sender_id for sender_id, _ in messages}
-        handed_off = set(session.scalars(select(Handoff.conversation_id).where(Handoff.conversation_id.in_(senders))))
-        counted = sum(count_customer_message(session, sender_id, event, sender_id in handed_off) for sender_id, event in messages)
+    def _count_each(self, session, messages: list[Message], handed_off: set[str]) -> int:
+        counted = sum(count_customer_message(session, m.sender_id, m.event, m.sender_id in handed_off) for m in messages)
         session.commit()
         return counted
+
+    def _count(self, messages: list[Message]) -> tuple[int, set[int]]:
+        """Count every conversation's customer messages (for the containment rate): how many
+        were new, and the ids of events set aside because they could not be counted."""
+        messages = [m for m in messages if _timestamp(m.event) is not None and len(m.sender_id) <= 128]
+        if not messages:
+            return 0, set()
+        session = get_session()
+        senders = {m.sender_id for m in messages}
+        handed_off = set(session.scalars(select(Handoff.conversation_id).where(Handoff.conversation_id.in_(senders))))
+        try:
+            return self._count_each(session, messages, handed_off), set()
+        except Exception as error:  # noqa: BLE001
+            session.rollback()
+            if dead_letters.is_transient(error):
+                raise
+        # One of them cannot be stored: count them one at a time and set that one aside.
+        counted, failed = 0, set()
+        for message in messages:
+            try:
+                counted += self._count_each(session, [message], handed_off)
+            except Exception as error:  # noqa: BLE001
+                session.rollback()
+                if dead_letters.is_transient(error):
+                    raise
+                self._set_aside(message.event_id, error, message.data)
+                failed.add(message.event_id)
+        return counted, failed
 
     def catch_up(self) -> int:
         """Read the open handoffs' conversations again; count conversations from where counting stopped."""
@@ -239,7 +375,7 @@ class Follower:
             if handoffs:
                 rows = connection.execute(_EVENTS_OF, {"senders": list(handoffs), "upto": newest}).all()
             resume = resume_position(connection, get_session(), newest)
-        stored = self._copy(rows, handoffs)
+        stored = self._copy(self._messages(rows), handoffs)
         self.position = resume
         return stored
 
@@ -251,29 +387,39 @@ class Follower:
             rows = connection.execute(_NEW_EVENTS, {"after": self.position, "limit": BATCH}).all()
         if not rows:
             return 0
-        counted = self._count(rows)
+        messages = self._messages(rows)
+        counted, failed = self._count(messages)
         if counted:
             logger.debug("counted %d customer message(s) of conversations", counted)
         handoffs = open_handoffs(get_session())
         get_session().rollback()  # end the read transaction; see changes of other processes
-        stored = self._copy(rows, handoffs) if handoffs else 0
-        # Only now: rows that failed (say, a busy database) are read again next time.
+        stored = self._copy([m for m in messages if m.event_id not in failed], handoffs) if handoffs else 0
+        # Only now: rows that failed (say, a busy database) are read again next
+        # time; rows that cannot be handled were set aside and are passed.
         self.position = rows[-1][0]
         return stored
 
     def run(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
+            stored, pause = 0, self.poll_seconds
             try:
                 stored = self.poll()
-            except OperationalError as error:
-                # The broker's table does not exist until Rasa has started,
-                # or SQLite is busy: try again shortly.
+                failures = 0
+            except Exception as error:  # noqa: BLE001  (the follower must not exit: honcho would stop everything)
                 get_session().rollback()
-                logger.debug("event broker not readable yet: %s", error)
-                stored = 0
+                if isinstance(error, OperationalError):
+                    # The broker's table does not exist until Rasa has started,
+                    # or SQLite is busy: try again shortly.
+                    logger.debug("event broker not readable yet: %s", error)
+                else:
+                    # A bug, or a database that refuses: say so, try again a little later each time.
+                    failures += 1
+                    pause = min(30.0, self.poll_seconds * 2**failures)
+                    logger.error("following the event broker failed: %s; trying again in %.1f s", dead_letters.describe(error), pause)
             if stored:
                 logger.info("stored %d customer message(s) of handed-off conversations", stored)
-            self.stopping.wait(self.poll_seconds)
+            self.stopping.wait(pause)
 
 
 @click.group("handoffs")

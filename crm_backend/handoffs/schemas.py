@@ -3,6 +3,7 @@ from apiflask.fields import Boolean, DateTime, Float, Integer, List, Nested, Str
 from apiflask.validators import Length, OneOf, Range
 from webargs.fields import DelimitedList
 
+from ..db import MAX_ID
 from ..models import HANDOFF_MESSAGE_SENDERS, HANDOFF_STATUSES
 from ..schemas import Cursor, EmailAddress, QuerySchema, cursor_field
 
@@ -20,7 +21,7 @@ class HandoffIn(Schema):
         required=True, validate=Length(1, 128), metadata={"description": "The chat conversation (Rasa sender id)."}
     )
     reason = String(required=True, validate=Length(1, 2000), metadata={"description": "Why the customer wants a person."})
-    customer_id = Integer(validate=Range(min=1), metadata={"description": "An existing customer; or give customer_email."})
+    customer_id = Integer(validate=Range(1, MAX_ID), metadata={"description": "An existing customer; or give customer_email."})
     customer_email = EmailAddress(
         validate=Length(max=320),
         metadata={"description": "The customer's e-mail; a new customer is created if none has it."},

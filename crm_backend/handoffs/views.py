@@ -1,6 +1,7 @@
 from apiflask import APIBlueprint, abort
 from flask import url_for
 
+from .. import chat_limits
 from ..auth import require_scopes
 from ..db import get_session
 from ..models import Handoff
@@ -46,11 +47,25 @@ def _handoff_or_404(handoff_id: int) -> Handoff:
 @bp.output(HandoffCreated, status_code=201)
 @bp.doc(
     summary="Queue a conversation for a person, with the transcript so far; the reason is classified",
-    description="The answer says whether a person is there now (support hours, agents online); if not, the handoff waits in the queue.",
-    responses={403: "Missing scope", 409: "The conversation already has an open handoff"},
+    description="The answer says whether a person is there now (support hours, agents online); if not, the handoff waits in the queue. "
+    "Handoffs from chat are capped per customer and conversation a day (`CHAT_DAILY_HANDOFFS`): 429 "
+    "(type `.../daily-limit`) over it.",
+    responses={
+        403: "Missing scope",
+        409: "The conversation already has an open handoff",
+        429: "Today's limit of handoffs from chat is reached",
+    },
 )
 def create_handoff(data):
     session = get_session()
+    chat_limits.check_daily_cap(
+        session,
+        "handoffs",
+        channel=data.get("channel"),
+        customer_id=data.get("customer_id"),
+        customer_email=data.get("customer_email"),
+        conversation_id=data.get("conversation_id"),
+    )
     customer = resolve_customer(
         session,
         customer_id=data.pop("customer_id", None),

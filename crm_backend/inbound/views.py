@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from .. import request_guard
 from ..db import get_session
 from ..models import AuditEvent, InboundReceipt, InboundSource
 from ..problems import ApiProblem, field_errors, problem
@@ -79,6 +80,11 @@ def _parse(body: bytes):
         return problem(422, "The body is not a JSON object.", errors=[{"in": "json", "field": "", "message": "Not valid JSON."}])
     if not isinstance(document, dict):
         return problem(422, "The body is not a JSON object.", errors=[{"in": "json", "field": "", "message": "Expected an object."}])
+    try:
+        # Whatever its content type says: no lone surrogate, NUL or absurd nesting gets in.
+        request_guard.check_json_value(document)
+    except request_guard.MalformedInput as error:
+        return problem(400, str(error))
     try:
         return Envelope().load(document)
     except ValidationError as error:

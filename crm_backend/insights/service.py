@@ -5,9 +5,14 @@ models (called in the transaction of an order, a ticket or feedback);
 ``refresh_all`` fits the models and refreshes everyone (the nightly
 ``crm insights recompute``); ``ticket_priority`` turns a customer's value and
 churn risk into a ticket priority. docs/insights.md explains every figure.
+
+A customer whose rows cannot be read, or whose figures the database refuses
+(a lifetime value beyond its column, say), costs that customer, not the run:
+``refresh_all`` sets them aside as a dead letter (crm_backend/dead_letters.py)
+and refreshes the others.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,11 +24,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from threadpoolctl import threadpool_limits
 
+from .. import dead_letters
 from ..config import settings_from_env
 from ..db import utcnow
 from ..models import LOYALTY_TIERS, Customer, InsightModel
 from . import churn, formulas, segments
-from .history import BATCH_SIZE, History, batched_histories, customer_id_batches, load_histories
+from .history import BATCH_SIZE, History, customer_id_batches, load_histories
 
 MODEL_KINDS = ("churn", "segments", "population")
 # Ticket priority: a Gold or Silver customer counts as at risk from AT_RISK,
@@ -343,20 +349,63 @@ class _Collected:
     summaries: list[formulas.Rfm] = field(default_factory=list)
 
 
+def _set_aside(session: Session, customer_id: int, error: BaseException) -> None:
+    dead_letters.set_aside(session, source="insights", position=f"customer {customer_id}", error=error)
+
+
+def _one_at_a_time(session: Session, customer_ids: list[int], work: Callable[[int], object]) -> list[int]:
+    """Run ``work`` for each customer, committing each; set aside those it fails for (their ids).
+
+    A database that is away ends the run as before: the next one tries again.
+    """
+    failed = []
+    for customer_id in customer_ids:
+        try:
+            work(customer_id)
+            session.commit()
+        except Exception as error:  # noqa: BLE001  (one customer must not stop the run)
+            session.rollback()
+            if dead_letters.is_transient(error):
+                raise
+            _set_aside(session, customer_id, error)
+            failed.append(customer_id)
+    return failed
+
+
+def _readable_histories(session: Session, currency: str) -> Iterator[dict[int, History]]:
+    """Every customer's history a batch at a time; a customer whose rows cannot be read is left out (set aside)."""
+    for ids in customer_id_batches(session):
+        try:
+            histories = load_histories(session, ids, currency)
+        except Exception as error:  # noqa: BLE001
+            session.rollback()
+            if dead_letters.is_transient(error):
+                raise
+            histories = {}
+            _one_at_a_time(session, ids, lambda customer_id: histories.update(load_histories(session, [customer_id], currency)))
+        yield histories
+
+
 def _collect(session: Session, now: datetime, cutoff: datetime, settings: InsightSettings) -> _Collected:
     collected = _Collected()
-    for histories in batched_histories(session, settings.currency):
-        for history in histories.values():
-            row = churn.features(
-                history, cutoff, currency=settings.currency, churn_days=settings.churn_days, complaint_needs=settings.complaint_needs
-            )
+    for histories in _readable_histories(session, settings.currency):
+        for customer_id, history in histories.items():
+            try:
+                row = churn.features(
+                    history, cutoff, currency=settings.currency, churn_days=settings.churn_days, complaint_needs=settings.complaint_needs
+                )
+                label = churn.churned(history, cutoff, currency=settings.currency, churn_days=settings.churn_days) if row is not None else None
+                summary = formulas.rfm(history.orders, now, settings.currency)
+                vector = segments.vector(summary) if summary.has_orders else None
+            except Exception as error:  # noqa: BLE001  (one customer's odd history must not stop the fit)
+                _set_aside(session, customer_id, error)
+                continue
             if row is not None:
                 collected.churn_rows.append(row)
-                collected.labels.append(churn.churned(history, cutoff, currency=settings.currency, churn_days=settings.churn_days))
-            summary = formulas.rfm(history.orders, now, settings.currency)
-            if summary.has_orders:
+                collected.labels.append(label)
+            if vector is not None:
                 collected.summaries.append(summary)
-                collected.vectors.append(segments.vector(summary))
+                collected.vectors.append(vector)
     return collected
 
 
@@ -475,15 +524,34 @@ def refresh_all(
         metrics, problems = training_metrics(training), training.problems
     else:
         metrics = _stored_metrics(session)
-    refreshed, interrupted = 0, False
+    refreshed, interrupted, set_aside = 0, False, []
     for ids in customer_id_batches(session):
         if should_stop is not None and should_stop():
             interrupted = True
             break
-        refresh_customers(session, ids, now)
-        session.commit()
-        refreshed += len(ids)
-    return {**metrics, "customers": refreshed, **_counts(session), "problems": problems, "interrupted": interrupted}
+        try:
+            refresh_customers(session, ids, now)
+            session.commit()
+            refreshed += len(ids)
+            continue
+        except Exception as error:  # noqa: BLE001
+            session.rollback()
+            if dead_letters.is_transient(error):
+                raise
+        # One of them cannot be refreshed: one at a time, and that one set aside.
+        failed = _one_at_a_time(session, ids, lambda customer_id: refresh_customers(session, [customer_id], now))
+        refreshed += len(ids) - len(failed)
+        set_aside += failed
+    if set_aside:
+        problems = [*problems, f"{len(set_aside)} customer(s) could not be refreshed and were set aside as dead letters."]
+    return {
+        **metrics,
+        "customers": refreshed,
+        **_counts(session),
+        "problems": problems,
+        "set_aside": len(set_aside),
+        "interrupted": interrupted,
+    }
 
 
 # --- ticket priority --------------------------------------------------------

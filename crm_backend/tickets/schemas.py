@@ -4,6 +4,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import current_app
 from webargs.fields import DelimitedList
 
+from ..db import MAX_ID
 from ..models import COMMENT_AUTHOR_TYPES, PRIORITY_SOURCES, TICKET_CHANNELS, TICKET_PRIORITIES, TICKET_STATUSES
 from ..schemas import Cursor, EmailAddress, QuerySchema, cursor_field
 
@@ -23,7 +24,7 @@ def _conversation_id(**kwargs) -> String:
 
 
 class TicketIn(Schema):
-    customer_id = Integer(validate=Range(min=1), metadata={"description": "An existing customer; or give customer_email."})
+    customer_id = Integer(validate=Range(1, MAX_ID), metadata={"description": "An existing customer; or give customer_email."})
     customer_email = EmailAddress(
         validate=Length(max=320),
         metadata={"description": "The customer's e-mail; a new customer is created if none has it."},
@@ -111,7 +112,7 @@ class TicketOut(Schema):
 
 class TicketQuery(QuerySchema):
     customer_email = String(validate=Length(1, 320), metadata={"description": "Exact e-mail, case-insensitive."})
-    customer_id = Integer(validate=Range(min=1))
+    customer_id = Integer(validate=Range(1, MAX_ID))
     status = DelimitedList(
         String(validate=OneOf(TICKET_STATUSES)), metadata={"description": "One status or several, comma-separated."}
     )

@@ -1,6 +1,7 @@
 from apiflask import APIBlueprint, abort
 from flask import url_for
 
+from .. import chat_limits
 from ..auth import require_scopes
 from ..db import get_session
 from ..models import Ticket, parse_ticket_reference
@@ -56,9 +57,19 @@ def list_tickets(query):
 @bp.output(TicketOut, status_code=201)
 @bp.doc(
     summary="Open a ticket for a customer given by id or e-mail; its need is classified",
-    responses={403: "Missing scope", 409: "Conflicting concurrent change"},
+    description="Tickets from chat (`channel: chat`) are capped per customer and conversation a day "
+    "(`CHAT_DAILY_TICKETS`): 429 (type `.../daily-limit`) over it.",
+    responses={403: "Missing scope", 409: "Conflicting concurrent change", 429: "Today's limit of tickets from chat is reached"},
 )
 def create_ticket(data):
+    chat_limits.check_daily_cap(
+        get_session(),
+        "tickets",
+        channel=data.get("channel"),
+        customer_id=data.get("customer_id"),
+        customer_email=data.get("customer_email"),
+        conversation_id=data.get("conversation_id"),
+    )
     ticket = service.create_ticket(get_session(), **data)
     return ticket, 201, {"Location": url_for(".get_ticket", ticket_ref=ticket.number)}
 

@@ -5,7 +5,7 @@ Settings (environment, or the app's config in tests):
 
 | variable | default | meaning |
 | --- | --- | --- |
-| WEBHOOK_ALLOW_PRIVATE | 0 | 1 allows private/loopback/link-local targets (the demo) |
+| WEBHOOK_ALLOW_PRIVATE | 0 | 1 allows private/loopback/link-local targets: local testing only, logged as a warning at start |
 | WEBHOOK_TIMEOUT | 10 | seconds an attempt may take, answer included |
 | WEBHOOK_RETRY_HOURS | 24 | retry failed deliveries this long after the first attempt |
 | WEBHOOK_FIRST_RETRY_SECONDS | 30 | first backoff step (doubles up to the cap) |
@@ -17,7 +17,13 @@ Settings (environment, or the app's config in tests):
 
 import os
 
+import click
 from flask import Flask
+
+PRIVATE_TARGETS_WARNING = (
+    "WEBHOOK_ALLOW_PRIVATE is on: webhooks may target private, loopback and link-local "
+    "addresses (the SSRF guard is off); for local testing only"
+)
 
 ENV_DEFAULTS = {
     "WEBHOOK_TIMEOUT": "10",
@@ -35,6 +41,10 @@ def init_app(app: Flask) -> None:
     from .views import bp
 
     app.config.setdefault("WEBHOOK_ALLOW_PRIVATE", os.environ.get("WEBHOOK_ALLOW_PRIVATE", "0") == "1")
+    if app.config["WEBHOOK_ALLOW_PRIVATE"] and click.get_current_context(silent=True) is None:
+        # The API's processes (gunicorn) say it once as they start; `crm`
+        # commands stay quiet, and the delivery worker says it when it starts.
+        app.logger.warning(PRIVATE_TARGETS_WARNING)
     for name, default in ENV_DEFAULTS.items():
         app.config.setdefault(name, float(os.environ.get(name, default)))
     secrets.init_app(app)

@@ -10,20 +10,31 @@ which makes the condition-and-set atomic as well.
 Order: a delivery is only claimed when no older delivery of the same
 resource to the same endpoint is still pending, so one endpoint receives
 the events of one ticket (customer, handoff, ...) in the order they happened.
+
+A claimed delivery that cannot be sent costs that delivery, never the
+worker: one whose stored body is not UTF-8 text fails at once and is set
+aside as a dead letter (crm_backend/dead_letters.py); one whose endpoint's
+secret cannot be decrypted (the key changed) counts as a failed attempt and
+is retried, so that fixing the key delivers it. Text from receivers is
+cleaned before it is stored (PostgreSQL refuses NUL).
 """
 
+import logging
 import random
 import secrets as token_source
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, delete, exists, insert, literal_column, not_, or_, select, update
+from sqlalchemy import LargeBinary, and_, bindparam, case, cast, delete, exists, insert, literal_column, not_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from .. import dead_letters
 from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from . import signing, ssrf
-from .secrets import SecretBox
+from .secrets import SecretBox, SecretsKeyError
 from .transport import Outcome, post
+
+log = logging.getLogger("crm_backend.webhooks.delivery")
 
 Delivery = WebhookDelivery
 # Written out, not bound: only then can SQLite (and PostgreSQL's generic
@@ -112,28 +123,83 @@ _CLAIM_DUE_SKIP_LOCKED = (
     .values(**_LEASE)
 )
 _endpoint = WebhookEndpoint.__table__.c
-_CLAIMED = (
-    select(
-        Delivery.id,
-        Delivery.retry_count,
-        Delivery.first_attempt_at,
-        WebhookEvent.message_id,
-        WebhookEvent.payload,
-        _endpoint.id.label("endpoint_id"),
-        _endpoint.url,
-        _endpoint.secret_encrypted,
-        _endpoint.previous_secret_encrypted,
-        _endpoint.previous_secret_expires_at,
+
+
+def _claimed_statement(payload):
+    return (
+        select(
+            Delivery.id,
+            Delivery.retry_count,
+            Delivery.first_attempt_at,
+            WebhookEvent.message_id,
+            payload.label("payload"),
+            _endpoint.id.label("endpoint_id"),
+            _endpoint.url,
+            _endpoint.secret_encrypted,
+            _endpoint.previous_secret_encrypted,
+            _endpoint.previous_secret_expires_at,
+        )
+        .join_from(Delivery, WebhookEvent, Delivery.event_id == WebhookEvent.id)
+        .join(WebhookEndpoint, Delivery.endpoint_id == _endpoint.id)
+        .where(Delivery.lease_token == bindparam("token"))
+        .order_by(Delivery.id)
     )
-    .join_from(Delivery, WebhookEvent, Delivery.event_id == WebhookEvent.id)
-    .join(WebhookEndpoint, Delivery.endpoint_id == _endpoint.id)
-    .where(Delivery.lease_token == bindparam("token"))
-    .order_by(Delivery.id)
-)
 
 
-def claim(session: Session, box: SecretBox, *, now: datetime, limit: int, policy: Policy) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries to this caller and commit the lease."""
+_CLAIMED = _claimed_statement(WebhookEvent.payload)
+# SQLite keeps whatever bytes it is given as TEXT, and the driver refuses a
+# value that is not UTF-8 with an error for the whole query: read the bytes,
+# so that such a body costs only its own delivery. (PostgreSQL's text is UTF-8.)
+_CLAIMED_BYTES = _claimed_statement(cast(WebhookEvent.payload, LargeBinary))
+
+
+class Unsendable(Exception):
+    """A claimed delivery that cannot be sent; ``retry`` if fixing a setting may let it go out."""
+
+    def __init__(self, reason: str, *, retry: bool):
+        super().__init__(reason)
+        self.retry = retry
+
+
+def _payload_bytes(payload: str | bytes) -> bytes:
+    if isinstance(payload, str):
+        return payload.encode()
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Unsendable(f"the stored body is not UTF-8 text ({error.reason} at byte {error.start})", retry=False) from None
+    return bytes(payload)
+
+
+def _claimed(row, box: SecretBox, token: str, now: datetime) -> Claimed:
+    keys = [row.secret_encrypted]
+    if row.previous_secret_encrypted and row.previous_secret_expires_at and row.previous_secret_expires_at > now:
+        keys.append(row.previous_secret_encrypted)
+    try:
+        secrets = tuple(box.decrypt(key) for key in keys)
+    except SecretsKeyError as error:
+        raise Unsendable(f"cannot sign: {error}", retry=True) from None
+    return Claimed(
+        delivery_id=row.id,
+        lease_token=token,
+        endpoint_id=row.endpoint_id,
+        url=row.url,
+        secrets=secrets,
+        message_id=row.message_id,
+        payload=_payload_bytes(row.payload),
+        retry_count=row.retry_count,
+        first_attempt_at=row.first_attempt_at,
+    )
+
+
+def claim(
+    session: Session, box: SecretBox, *, now: datetime, limit: int, policy: Policy, rng: random.Random | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries to this caller and commit the lease.
+
+    A leased delivery that cannot be sent is recorded here (see the module's
+    docstring) and not returned.
+    """
     connection = session.connection()
     params = {
         "now": now,
@@ -156,27 +222,30 @@ def claim(session: Session, box: SecretBox, *, now: datetime, limit: int, policy
         # choosing and leasing are atomic against other workers.
         session.connection().execute(_CLAIM_DUE, params)
     session.commit()
-    rows = session.connection().execute(_CLAIMED, params).all()
+    statement = _CLAIMED if session.connection().dialect.name == "postgresql" else _CLAIMED_BYTES
+    rows = session.connection().execute(statement, params).all()
     session.rollback()  # end the read; nothing to keep
-    claimed = []
+    claimed, unsendable = [], []
     for row in rows:
-        keys = [row.secret_encrypted]
-        if row.previous_secret_encrypted and row.previous_secret_expires_at and row.previous_secret_expires_at > now:
-            keys.append(row.previous_secret_encrypted)
-        claimed.append(
-            Claimed(
-                delivery_id=row.id,
-                lease_token=params["token"],
-                endpoint_id=row.endpoint_id,
-                url=row.url,
-                secrets=tuple(box.decrypt(key) for key in keys),
-                message_id=row.message_id,
-                payload=row.payload.encode(),
-                retry_count=row.retry_count,
-                first_attempt_at=row.first_attempt_at,
-            )
-        )
+        try:
+            claimed.append(_claimed(row, box, params["token"], now))
+        except Exception as error:  # noqa: BLE001  (one delivery must not stop the worker)
+            problem = error if isinstance(error, Unsendable) else Unsendable(dead_letters.describe(error), retry=False)
+            unsendable.append((row, problem))
+    if unsendable:
+        _record_unsendable(session, unsendable, params["token"], now=now, policy=policy, rng=rng or random.Random())
     return claimed
+
+
+def _record_unsendable(session: Session, unsendable, token: str, *, now: datetime, policy: Policy, rng: random.Random) -> None:
+    for row, problem in unsendable:
+        stand_in = Claimed(row.id, token, row.endpoint_id, row.url, (), row.message_id, b"", row.retry_count, row.first_attempt_at)
+        status = record(session, stand_in, Outcome(None, 0.0, str(problem)), now=now, policy=policy, rng=rng, give_up=not problem.retry)
+        log.error("delivery %s of %s to endpoint %s cannot be sent: %s; now %s", row.id, row.message_id, row.endpoint_id, problem, status)
+    session.commit()
+    for row, problem in unsendable:
+        if not problem.retry:
+            dead_letters.set_aside(session, source="webhooks", position=f"delivery {row.id}", error=str(problem), raw=row.payload)
 
 
 def send(claimed: Claimed, *, signed_at: int, policy: Policy, resolver=ssrf.system_resolver) -> Outcome:
@@ -232,10 +301,13 @@ _ENDPOINT_FAILED = (
 )
 
 
-def record(session: Session, claimed: Claimed, outcome: Outcome, *, now: datetime, policy: Policy, rng: random.Random) -> str | None:
+def record(
+    session: Session, claimed: Claimed, outcome: Outcome, *, now: datetime, policy: Policy, rng: random.Random, give_up: bool = False
+) -> str | None:
     """Add the attempt and what happens next to the session's transaction
     (the caller commits, possibly with other outcomes); returns the
-    delivery's new status.
+    delivery's new status. ``give_up``: a failed attempt that no retry can
+    mend fails the delivery at once.
 
     None if the lease was lost meanwhile (expired and taken over, or the
     endpoint deleted): then another worker owns the delivery and nothing is
@@ -243,7 +315,9 @@ def record(session: Session, claimed: Claimed, outcome: Outcome, *, now: datetim
     """
     connection = session.connection()
     first_attempt_at = claimed.first_attempt_at or now
-    error = (outcome.error or None) and outcome.error[:500]
+    error = (outcome.error or None) and dead_letters.clean_text(outcome.error)[:500]
+    # The receiver's answer: PostgreSQL's text cannot hold a NUL it may contain.
+    response_body = outcome.response_body and dead_letters.clean_text(outcome.response_body)
     params = dict(
         delivery_id=claimed.delivery_id, lease=claimed.lease_token, at=now, first_at=first_attempt_at,
         code=outcome.status_code, error=error, delivered_at=None, next_at=None, new_retry_count=claimed.retry_count,
@@ -253,7 +327,7 @@ def record(session: Session, claimed: Claimed, outcome: Outcome, *, now: datetim
         params["delivered_at"] = now
     else:
         params["new_retry_count"] = claimed.retry_count + 1
-        if (now - first_attempt_at).total_seconds() >= policy.retry_window_seconds:
+        if give_up or (now - first_attempt_at).total_seconds() >= policy.retry_window_seconds:
             status = "failed"
         else:
             status = "pending"
@@ -263,7 +337,7 @@ def record(session: Session, claimed: Claimed, outcome: Outcome, *, now: datetim
     connection.execute(
         _ADD_ATTEMPT,
         dict(delivery_id=claimed.delivery_id, attempted_at=now, duration_ms=outcome.duration_ms,
-             status_code=outcome.status_code, error=error, response_body=outcome.response_body),
+             status_code=outcome.status_code, error=error, response_body=response_body),
     )
     if outcome.succeeded:
         connection.execute(_ENDPOINT_SUCCEEDED, {"endpoint_id": claimed.endpoint_id, "at": now})

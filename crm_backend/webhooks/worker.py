@@ -7,6 +7,12 @@ that finished meanwhile). Stop it with SIGTERM or SIGINT: it claims nothing
 more, waits a few seconds for sends in flight, records them and exits 0. A
 send cut off by a harder stop is made again once its lease expires
 (at-least-once; receivers de-duplicate by webhook-id).
+
+Nothing a delivery or a receiver's answer holds may end the process (honcho
+would stop everything): a delivery that cannot be sent fails and is set
+aside (delivery.py), an attempt the database refuses to store is set aside
+without losing the others finished with it, and an unexpected error costs a
+pause, not the worker.
 """
 
 import logging
@@ -21,7 +27,8 @@ from datetime import datetime, timedelta, timezone
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import delivery, ssrf
+from .. import dead_letters
+from . import PRIVATE_TARGETS_WARNING, delivery, ssrf
 from .delivery import Claimed, Policy
 from .transport import Outcome
 
@@ -85,7 +92,35 @@ class Worker:
 
     def claim(self, limit: int) -> list[Claimed]:
         with self.sessions() as session:
-            return delivery.claim(session, self.box, now=self.now(), limit=limit, policy=self.policy)
+            return delivery.claim(session, self.box, now=self.now(), limit=limit, policy=self.policy, rng=self.rng)
+
+    def _store(self, finished: list[tuple[Claimed, Outcome, datetime]]) -> list[str | None]:
+        with self.sessions() as session:
+            statuses = [
+                delivery.record(session, claimed, outcome, now=at, policy=self.policy, rng=self.rng)
+                for claimed, outcome, at in finished
+            ]
+            session.commit()
+        return statuses
+
+    def _store_each(self, finished: list[tuple[Claimed, Outcome, datetime]]) -> list[str | None]:
+        """Store attempts one at a time after the database refused them together.
+
+        An attempt it refuses alone is set aside; its delivery is sent again
+        when the lease runs out.
+        """
+        statuses: list[str | None] = []
+        for claimed, outcome, at in finished:
+            try:
+                statuses.extend(self._store([(claimed, outcome, at)]))
+            except Exception as error:  # noqa: BLE001
+                statuses.append(None)
+                if not dead_letters.is_transient(error):
+                    with self.sessions() as session:
+                        dead_letters.set_aside(
+                            session, source="webhooks", position=f"delivery {claimed.delivery_id}", error=error, raw=outcome.response_body
+                        )
+        return statuses
 
     def record(self, finished: list[tuple[Claimed, Outcome, datetime]]) -> list[str | None]:
         """Store finished attempts in one transaction; retried if the database is busy.
@@ -95,14 +130,12 @@ class Worker:
         """
         for pause in (0.1, 0.5, 2.0, None):
             try:
-                with self.sessions() as session:
-                    statuses = [
-                        delivery.record(session, claimed, outcome, now=at, policy=self.policy, rng=self.rng)
-                        for claimed, outcome, at in finished
-                    ]
-                    session.commit()
+                statuses = self._store(finished)
                 break
-            except SQLAlchemyError as error:
+            except Exception as error:  # noqa: BLE001  (never the worker's end)
+                if not dead_letters.is_transient(error):
+                    statuses = self._store_each(finished)
+                    break
                 if pause is None:
                     log.error("could not record %d attempt(s): %s", len(finished), error.__class__.__name__)
                     return [None] * len(finished)
@@ -166,6 +199,8 @@ class Worker:
 
         Returns how many sends were still in flight when it gave up waiting.
         """
+        if self.policy.allow_private:
+            log.warning(PRIVATE_TARGETS_WARNING)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="webhook")
         in_flight = 0
         errors_in_a_row = 0
@@ -180,11 +215,14 @@ class Worker:
                         self._prune_if_due()
                         claimed = self.claim(free)
                         errors_in_a_row = 0
-                    except SQLAlchemyError as error:
-                        # A busy or restarting database: wait, never exit
-                        # (the supervisor would stop the whole service).
+                    except Exception as error:  # noqa: BLE001
+                        # A busy or restarting database, or a bug: wait, never
+                        # exit (the supervisor would stop the whole service).
                         errors_in_a_row += 1
-                        log.warning("cannot claim deliveries: %s", error.__class__.__name__)
+                        if isinstance(error, SQLAlchemyError):
+                            log.warning("cannot claim deliveries: %s", error.__class__.__name__)
+                        else:
+                            log.error("cannot claim deliveries: %s", dead_letters.describe(error))
                         stop.wait(min(30.0, self.poll_interval * 2**errors_in_a_row))
                         continue
                 for item in claimed:
