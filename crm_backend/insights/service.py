@@ -274,8 +274,20 @@ def _customer_insights(
     )
 
 
+# The largest figure customers.lifetime_value (Numeric(15, 2)) holds. Orders
+# come from other systems (inbound order.* events, CSV imports): a handful of
+# absurd amounts must not make PostgreSQL refuse the whole refresh.
+LIFETIME_VALUE_LIMIT = Decimal("9999999999999.99")
+
+
+def _bounded(value: Decimal | None) -> Decimal | None:
+    if value is None:
+        return None
+    return max(-LIFETIME_VALUE_LIMIT, min(LIFETIME_VALUE_LIMIT, value))
+
+
 def _store(customer: Customer, insights: CustomerInsights, now: datetime) -> None:
-    customer.lifetime_value = insights.lifetime_value
+    customer.lifetime_value = _bounded(insights.lifetime_value)
     customer.loyalty_score = insights.loyalty_score
     customer.loyalty_tier = insights.loyalty_tier
     customer.churn_risk = insights.churn_risk
