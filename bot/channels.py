@@ -225,7 +225,9 @@ class RedisSocketIOInput(SocketIOInput):
         self.throttled: Set[Text] = set()
         namespace = self.namespace or "/"
 
-        async def handle_message(sid: Text, data: Any) -> None:
+        # ``data=None``: a client may emit the event with no payload at all,
+        # which python-socketio then calls the handler without.
+        async def handle_message(sid: Text, data: Any = None) -> None:
             await self.handle_user_message(sid, data, on_new_message)
 
         # Each takes the place of the stock handler registered by super().blueprint().
@@ -248,7 +250,7 @@ class RedisSocketIOInput(SocketIOInput):
 
         sio.on("disconnect", handler=disconnect, namespace=self.namespace)
 
-        async def session_request(sid: Text, data: Any) -> None:
+        async def session_request(sid: Text, data: Any = None) -> None:
             await self.handle_session_request(sid, data)
 
         sio.on("session_request", handler=session_request, namespace=self.namespace)

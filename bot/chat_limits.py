@@ -96,6 +96,8 @@ class ChatLimits:
     ip_burst: int = 600
     ip_per_minute: int = 3600
     redis_url: Optional[Text] = None
+    # Deployments (or test stacks) sharing one Redis keep their counts apart.
+    redis_prefix: Text = REDIS_KEY_PREFIX
 
     @classmethod
     def from_env(cls) -> "ChatLimits":
@@ -107,6 +109,7 @@ class ChatLimits:
             ip_burst=_int_setting("CHAT_IP_BURST", cls.ip_burst),
             ip_per_minute=_int_setting("CHAT_IP_PER_MINUTE", cls.ip_per_minute),
             redis_url=os.environ.get("CHAT_RATE_LIMIT_REDIS_URL", "").strip() or None,
+            redis_prefix=os.environ.get("CHAT_RATE_LIMIT_REDIS_PREFIX", "").strip() or REDIS_KEY_PREFIX,
         )
 
 
@@ -320,7 +323,7 @@ class RateLimiter:
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
             self._script = self._redis.register_script(TAKE_SCRIPT)
-        keys = [REDIS_KEY_PREFIX + key for key, _, _ in buckets]
+        keys = [self.limits.redis_prefix + key for key, _, _ in buckets]
         args: List[Any] = [repr(time.time())]
         for _key, burst, rate in buckets:
             args += [burst, repr(rate)]

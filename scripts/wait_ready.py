@@ -127,7 +127,7 @@ def main() -> int:
                     "  Behind the load balancer: " + ", ".join(name for name in checks if name != "load balancer"),
                     "Try it:",
                     f"  curl -s {public}/webhooks/rest/webhook "
-                    "-H 'Content-Type: application/json' -d '{\"sender\": \"ada@example.com\", \"message\": \"hi\"}'",
+                    "-H 'Content-Type: application/json' -d '{\"sender\": \"try-1f3a9c\", \"message\": \"hi\"}'",
                     "Press Ctrl-C to stop every process.",
                 ]
             ),
@@ -156,7 +156,7 @@ def _print_default_urls(url, started: float) -> None:
                 f"  Action server       {url('ACTIONS_PORT', '5055', '/health')}",
                 "Try it:",
                 f"  curl -s {url('RASA_PORT', '5005', '/webhooks/rest/webhook')} "
-                "-H 'Content-Type: application/json' -d '{\"sender\": \"ada@example.com\", \"message\": \"hi\"}'",
+                "-H 'Content-Type: application/json' -d '{\"sender\": \"try-1f3a9c\", \"message\": \"hi\"}'",
                 "Press Ctrl-C to stop every process.",
             ]
         ),

@@ -491,7 +491,7 @@ def test_fifty_conversations_from_one_address_are_not_throttled(monkeypatch):
     assert not any(m.get("error") for client in clients for m in client.bot_messages())
 
 
-def test_text_and_metadata_are_cleaned_before_rasa_sees_them(monkeypatch):
+def test_text_and_metadata_are_cleaned_before_rasa_sees_them(monkeypatch, caplog):
     async def scenario():
         async with ChatApp(monkeypatch) as app:
             client = await app.socket()
@@ -505,6 +505,8 @@ def test_text_and_metadata_are_cleaned_before_rasa_sees_them(monkeypatch):
             await client.say(sid, ["not", "text"])
             await client.say(sid, None)
             await client.sio.emit("user_uttered", [1, 2, 3])
+            # No payload at all: python-socketio calls the handler without one.
+            await client.sio.emit("user_uttered")
             await client.say(sid, "last")
             await until(lambda: app.agent.handled and app.agent.handled[-1].text == "last")
             return app
@@ -519,6 +521,8 @@ def test_text_and_metadata_are_cleaned_before_rasa_sees_them(monkeypatch):
         ("too big", {}),
         ("last", {}),
     ]
+    raised = [r for r in caplog.records if r.exc_info and r.exc_info[0] is TypeError]
+    assert not raised, "a socket.io handler raised on a payload it did not expect"
 
 
 def nested_dict(depth):

@@ -95,7 +95,11 @@ class ScaledStack(Stack):
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL", "RASA_PUBLIC_URL")
+            if k
+            not in (
+                "DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL", "RASA_PUBLIC_URL",
+                "CHAT_IDENTITY_SECRET", "ACTIONS_TOKEN", "REST_CHANNEL_TOKEN",
+            )
         }
         env.update(
             VAR_DIR=str(self.var_dir),
@@ -122,7 +126,11 @@ class ScaledStack(Stack):
             SEED_DEMO_HISTORY="0",
             SUPPORT_HOURS=os.environ.get("SUPPORT_HOURS", ""),
             AGENT_ONLINE_SECONDS=os.environ.get("AGENT_ONLINE_SECONDS", "3600"),
+            WEBHOOK_ALLOW_PRIVATE=os.environ.get("WEBHOOK_ALLOW_PRIVATE", "1"),
+            # Its own chat-limit counters in the shared Redis: every stack's clients are 127.0.0.1.
+            CHAT_RATE_LIMIT_REDIS_PREFIX=f"{self.name}:chat-rate:",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 420) -> "ScaledStack":

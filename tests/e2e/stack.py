@@ -49,6 +49,17 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def sign_identity(secret: str, email: str, name: str | None = None, seconds: float = 3600, **claims) -> str:
+    """A signed customer identity (JWT HS256), as a host site's backend makes one."""
+    import jwt  # PyJWT, in the backend environment
+
+    now = int(time.time())
+    payload = {"email": email, "iat": now, "exp": now + int(seconds), **claims}
+    if name is not None:
+        payload["name"] = name
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -80,6 +91,22 @@ class Stack:
         return (self.var_dir / "rasa_token").read_text().strip()
 
     @property
+    def identity_secret(self) -> str:
+        return (self.var_dir / "chat_identity_secret").read_text().strip()
+
+    @property
+    def rest_channel_token(self) -> str:
+        return (self.var_dir / "rest_channel_token").read_text().strip()
+
+    @property
+    def actions_token(self) -> str:
+        return (self.var_dir / "actions_token").read_text().strip()
+
+    def identity_token(self, email: str, name: str | None = None, seconds: float = 3600, **claims) -> str:
+        """What a host site's backend signs for its signed-in customer (docs/security.md)."""
+        return sign_identity(self.identity_secret, email, name, seconds, **claims)
+
+    @property
     def ports(self) -> list[int]:
         return [self.crm_port, self.rasa_port, self.actions_port]
 
@@ -101,7 +128,11 @@ class Stack:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL")
+            if k
+            not in (
+                "DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL",
+                "CHAT_IDENTITY_SECRET", "ACTIONS_TOKEN", "REST_CHANNEL_TOKEN",
+            )
         }
         env.update(
             VAR_DIR=str(self.var_dir),
@@ -114,6 +145,9 @@ class Stack:
             # long as an agent has signed in to the console (sign_in_agent).
             SUPPORT_HOURS=os.environ.get("SUPPORT_HOURS", ""),
             AGENT_ONLINE_SECONDS=os.environ.get("AGENT_ONLINE_SECONDS", "3600"),
+            # The tests' webhook receivers listen on 127.0.0.1, which make run's
+            # SSRF guard refuses; a test can set it back to "" in extra_env.
+            WEBHOOK_ALLOW_PRIVATE=os.environ.get("WEBHOOK_ALLOW_PRIVATE", "1"),
         )
         env.update(self.extra_env)
         self.log_path = self.var_dir.parent / f"{self.var_dir.name}-stack.log"
@@ -191,3 +225,18 @@ class Stack:
         )
         response.raise_for_status()
         return response.json()
+
+    def post_message(
+        self, sender: str, message: str, headers: dict | None = None, timeout: float = 60, **extra
+    ) -> requests.Response:
+        """One message over Rasa's REST channel, the response as it is (a 429 is not raised)."""
+        return requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message, **extra},
+            headers=headers,
+            timeout=timeout,
+        )
+
+    def say_signed_in(self, sender: str, message: str, email: str, name: str | None = None) -> list[dict]:
+        """A message from a customer the host site has signed in (REST ``metadata.identity_token``)."""
+        return self.say(sender, message, metadata={"identity_token": self.identity_token(email, name)})

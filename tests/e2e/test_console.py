@@ -70,17 +70,12 @@ def handoff_of(stack, api, conversation_id: str) -> dict:
 def test_an_agent_takes_a_conversation_from_the_live_queue_to_the_score_question(stack, signed_in, api):
     page = signed_in(*DEMO_AGENT)
     page.evaluate("window.notReloaded = true")
-    session_id = uuid.uuid4().hex
-    customer = WidgetClient(stack.rasa_url, session_id)
+    # Ada is signed in on the shop: the page gives the widget her signed identity.
+    token = stack.identity_token("ada@example.com", "Ada Lovelace")
+    customer = WidgetClient(stack.rasa_url, custom_data={"identity_token": token})
+    session_id = customer.session_id
     try:
-        customer.sio.emit(
-            "user_uttered",
-            {
-                "message": "I need to talk to a person about my refund for the kettle",
-                "session_id": session_id,
-                "customData": {"email": "ada@example.com"},
-            },
-        )
+        customer.send("I need to talk to a person about my refund for the kettle")
         assert "A person will reply right here" in " ".join(m.get("text", "") for m in customer.replies_until_quiet())
         handoff = handoff_of(stack, api, session_id)
 
@@ -97,7 +92,7 @@ def test_an_agent_takes_a_conversation_from_the_live_queue_to_the_score_question
         expect(log).to_contain_text("I need to talk to a person about my refund for the kettle")
 
         # What the customer writes while waiting shows up live (event broker -> follower -> console).
-        customer.sio.emit("user_uttered", {"message": "hello? are you there?", "session_id": session_id})
+        customer.send("hello? are you there?")
         expect(log.locator(".msg-customer").last).to_contain_text("hello? are you there?", timeout=LIVE_MS)
 
         page.get_by_role("button", name="Claim").click()

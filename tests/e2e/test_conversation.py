@@ -10,16 +10,29 @@ def texts(replies: list[dict]) -> str:
     return " ".join(reply.get("text", "") for reply in replies)
 
 
-def test_a_customer_the_crm_knows_is_greeted_by_first_name(stack):
-    replies = stack.say("ada@example.com", "hi")
+def test_a_signed_in_customer_the_crm_knows_is_greeted_by_first_name(stack):
+    replies = stack.say_signed_in("shop-session-ada", "hi", "ada@example.com", "Ada Lovelace")
 
     assert "Hi Ada" in texts(replies)
 
 
-def test_the_email_passed_in_message_metadata_identifies_the_customer(stack):
+def test_an_integration_with_the_channel_token_may_name_the_customer_in_metadata(stack):
+    response = stack.post_message(
+        "crm-integration-7",
+        "hello",
+        headers={"Authorization": f"Bearer {stack.rest_channel_token}"},
+        metadata={"email": "Grace.Hopper@Example.com"},
+    )
+
+    assert response.status_code == 200
+    assert "Hi Grace" in texts(response.json())
+
+
+def test_an_unsigned_email_in_metadata_is_only_a_claim(stack):
     replies = stack.say("widget-visitor-7", "hello", metadata={"email": "Grace.Hopper@Example.com"})
 
-    assert "Hi Grace" in texts(replies)
+    assert "Grace" not in texts(replies)
+    assert texts(replies).startswith("Hi!")
 
 
 def test_an_anonymous_visitor_gets_a_friendly_greeting(stack):
@@ -52,7 +65,7 @@ def test_nonsense_never_breaks_the_conversation(stack):
 
 
 def test_the_bot_reached_the_crm_with_its_own_api_key(stack):
-    stack.say("ada@example.com", "hi")
+    stack.say_signed_in("visitor-key-check", "hi", "ada@example.com", "Ada Lovelace")
     key = (stack.var_dir / "crm_api_key").read_text().strip()
 
     with sqlite3.connect(stack.var_dir / "crm.db") as db:

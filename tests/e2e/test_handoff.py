@@ -28,18 +28,13 @@ def handoffs_of(stack, console, conversation_id: str) -> list[dict]:
 
 
 def test_the_whole_handoff_round_trip_over_socketio(stack, console):
-    session_id = uuid.uuid4().hex
-    client = WidgetClient(stack.rasa_url, session_id)
+    # Ada is signed in on the shop: the page gives the widget her signed identity.
+    token = stack.identity_token("ada@example.com", "Ada Lovelace")
+    client = WidgetClient(stack.rasa_url, custom_data={"identity_token": token})
+    session_id = client.session_id
     api = f"{stack.crm_url}/api/v1"
     try:
-        client.sio.emit(
-            "user_uttered",
-            {
-                "message": "I need to talk to a person about my refund for the kettle",
-                "session_id": session_id,
-                "customData": {"email": "ada@example.com"},
-            },
-        )
+        client.send("I need to talk to a person about my refund for the kettle")
         queued_reply = " ".join(m.get("text", "") for m in client.replies_until_quiet())
         assert "A person will reply right here" in queued_reply
 
@@ -56,7 +51,7 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         }
 
         # While a person has the conversation the bot says nothing...
-        client.sio.emit("user_uttered", {"message": "hello? are you there?", "session_id": session_id})
+        client.send("hello? are you there?")
         assert client.replies_until_quiet(first_timeout=4) == []
         tracker = requests.get(
             f"{stack.rasa_url}/conversations/{session_id}/tracker", params={"token": stack.rasa_token}, timeout=10
@@ -100,9 +95,9 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         assert "1 (poor) to 5 (excellent)" in score_question["text"]
         assert [b["title"] for b in score_question["quick_replies"]][:5] == ["1", "2", "3", "4", "5"]
 
-        client.sio.emit("user_uttered", {"message": '/inform{"feedback_score":"5"}', "session_id": session_id})
+        client.send('/inform{"feedback_score":"5"}')
         assert "anything you'd like to tell us" in client.replies_until_quiet()[-1]["text"]
-        client.sio.emit("user_uttered", {"message": "Quick and kind, thank you", "session_id": session_id})
+        client.send("Quick and kind, thank you")
         assert "Thanks for your feedback" in client.replies_until_quiet()[-1]["text"]
         # The whole conversation after the handoff, in order, from both sides.
         detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()

@@ -52,7 +52,7 @@ def console(scaled):
 
 def test_a_rest_conversation_through_the_load_balancer(scaled):
     # Rasa behind the balancer, its action server behind the balancer, the CRM on PostgreSQL.
-    replies = scaled.say("ada@example.com", "hi")
+    replies = scaled.say_signed_in("lb-session-ada", "hi", "ada@example.com", "Ada Lovelace")
 
     assert replies[0]["text"].startswith("Hi Ada")
 
@@ -67,8 +67,8 @@ def test_the_shop_page_points_the_widget_at_the_load_balancer(scaled):
 
 def test_a_socket_on_one_instance_gets_replies_produced_on_the_other(scaled):
     instance_a, instance_b = scaled.rasa_instance_urls
-    session_id = uuid.uuid4().hex
-    client = WidgetClient(instance_a, session_id)
+    client = WidgetClient(instance_a)
+    session_id = client.session_id
     try:
         bot_reply = client.say("hi")
         # An agent's reply, appended through instance B's HTTP API as the CRM does it.
@@ -84,7 +84,6 @@ def test_a_socket_on_one_instance_gets_replies_produced_on_the_other(scaled):
 def test_socketio_long_polling_through_the_load_balancer_is_sticky(scaled):
     import socketio
 
-    session_id = uuid.uuid4().hex
     replies: queue.Queue = queue.Queue()
     confirmed: queue.Queue = queue.Queue()
     client = socketio.Client(reconnection=False)
@@ -92,8 +91,8 @@ def test_socketio_long_polling_through_the_load_balancer_is_sticky(scaled):
     client.on("session_confirm", confirmed.put)
     client.connect(scaled.lb_url, transports=["polling"], wait_timeout=10)
     try:
-        client.emit("session_request", {"session_id": session_id})
-        confirmed.get(timeout=10)
+        client.emit("session_request", {})
+        session_id = confirmed.get(timeout=10)["session_id"]  # issued by the server
         client.emit("user_uttered", {"message": "hi", "session_id": session_id})
         reply = replies.get(timeout=30)
     finally:
@@ -105,25 +104,19 @@ def test_socketio_long_polling_through_the_load_balancer_is_sticky(scaled):
 
 
 def test_a_handoff_through_the_load_balancer_reaches_the_crm_through_rabbitmq(scaled, console):
-    session_id = uuid.uuid4().hex
-    client = WidgetClient(scaled.lb_url, session_id)
+    token = scaled.identity_token("ada@example.com", "Ada Lovelace")
+    client = WidgetClient(scaled.lb_url, custom_data={"identity_token": token})
+    session_id = client.session_id
     api = f"{scaled.lb_url}/api/v1"
     try:
-        client.sio.emit(
-            "user_uttered",
-            {
-                "message": "I need to talk to a person about my refund for the kettle",
-                "session_id": session_id,
-                "customData": {"email": "ada@example.com"},
-            },
-        )
+        client.send("I need to talk to a person about my refund for the kettle")
         assert "A person will reply right here" in " ".join(m.get("text", "") for m in client.replies_until_quiet())
         [handoff] = requests.get(
             f"{api}/handoffs", params={"conversation_id": session_id}, headers=console, timeout=10
         ).json()["items"]
 
         # Paused: the bot says nothing, but the message goes Rasa -> RabbitMQ -> the CRM's consumer.
-        client.sio.emit("user_uttered", {"message": "hello? are you there?", "session_id": session_id})
+        client.send("hello? are you there?")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
@@ -163,7 +156,7 @@ def test_websockets_through_the_load_balancer_are_spread_over_both_instances(sca
     # Every client here comes from 127.0.0.1: hashing the address would put
     # them all on one instance. Websockets need no stickiness and are spread.
     before = [established_connections(port) for port in (scaled.rasa_port, scaled.rasa2_port)]
-    clients = [WidgetClient(scaled.lb_url, uuid.uuid4().hex) for _ in range(4)]
+    clients = [WidgetClient(scaled.lb_url) for _ in range(4)]
     try:
         replies = [client.say("hi") for client in clients]
         after = [established_connections(port) for port in (scaled.rasa_port, scaled.rasa2_port)]
@@ -173,6 +166,53 @@ def test_websockets_through_the_load_balancer_are_spread_over_both_instances(sca
 
     assert all(reply["text"].startswith("Hi") for reply in replies)
     assert [a - b >= 1 for a, b in zip(after, before)] == [True, True], (before, after)
+
+
+def test_identity_sessions_and_chat_limits_hold_across_the_balancer_and_both_instances(scaled):
+    """Issue 19 on the scaled profile: both Rasa instances verify the same
+    signed identities and session tokens, and count one sender's messages
+    together (in Redis), wherever the balancer sends them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def texts(replies):
+        return " ".join(reply.get("text", "") for reply in replies)
+
+    signed = texts(scaled.say_signed_in(f"lb-signed-{uuid.uuid4().hex[:8]}", "hi", "ada@example.com", "Ada Lovelace"))
+    unsigned = texts(scaled.say(f"lb-unsigned-{uuid.uuid4().hex[:8]}", "hi", metadata={"email": "ada@example.com"}))
+
+    instance_a, instance_b = scaled.rasa_instance_urls
+    owner = WidgetClient(instance_a)
+    try:
+        intruder = WidgetClient(scaled.lb_url, owner.session_id)  # the id without its token
+        resumed = WidgetClient(instance_b, owner.session_id, owner.session_token)  # the id with it, elsewhere
+        intruder.close()
+        resumed.close()
+    finally:
+        owner.close()
+
+    flooder = f"lb-flooder-{uuid.uuid4().hex[:8]}"
+
+    def flood(n: int) -> requests.Response:
+        # Straight to the instances in turn: each sees half of the burst.
+        return requests.post(
+            f"{scaled.rasa_instance_urls[n % 2]}/webhooks/rest/webhook",
+            json={"sender": flooder, "message": "hi"},
+            timeout=180,
+        )
+
+    with ThreadPoolExecutor(20) as pool:
+        burst = [pool.submit(flood, n) for n in range(40)]
+        bystander = pool.submit(scaled.say, f"lb-bystander-{uuid.uuid4().hex[:8]}", "hi")
+        statuses = [future.result().status_code for future in burst]
+        bystanders_reply = texts(bystander.result())
+
+    assert signed.startswith("Hi Ada")
+    assert "Ada" not in unsigned
+    assert intruder.session_id != owner.session_id
+    assert resumed.session_id == owner.session_id
+    assert statuses.count(429) >= 10, statuses
+    assert set(statuses) <= {200, 429}, statuses
+    assert bystanders_reply.startswith("Hi")
 
 
 def rasa_pid(scaled, port: int) -> int:
@@ -210,7 +250,7 @@ def action_server_pids(scaled) -> list[int]:
     pids = []
     for pid in descendants(scaled.process.pid):
         command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-        if "rasa run actions" in command and "respawn.sh" not in command:
+        if "actions.server" in command and "respawn.sh" not in command:
             pids.append(pid)
     assert len(pids) == 2, pids
     return pids
@@ -227,7 +267,8 @@ def wait_for_rasa(scaled, port: int, seconds: float = 240) -> None:
         time.sleep(1)
 
 
-def widget_connecting(url: str, session_id: str, seconds: float = 30) -> WidgetClient:
+def widget_connecting(url: str, session_id: str | None = None, session_token: str | None = None,
+                      custom_data: dict | None = None, seconds: float = 30) -> WidgetClient:
     """A WidgetClient that, like the widget (widget/src/connection.js: socket.io-client
     tries again after 0.5 s, doubling up to 4 s), tries again while connecting fails."""
     import socketio
@@ -235,7 +276,7 @@ def widget_connecting(url: str, session_id: str, seconds: float = 30) -> WidgetC
     delay, deadline = 0.5, time.monotonic() + seconds
     while True:
         try:
-            return WidgetClient(url, session_id)
+            return WidgetClient(url, session_id, session_token, custom_data)
         except socketio.exceptions.ConnectionError as error:
             if time.monotonic() + delay > deadline:
                 raise
@@ -250,17 +291,17 @@ def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the
     not handled, so the widget sends it again through the balancer; the other
     instance answers it once (after the dead instance's conversation lock
     expires, Rasa's 60 s), marked as a replay, and says it is handled."""
-    session_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(3)]
-    email = {"customData": {"email": "ada@example.com"}}
+    ada = {"identity_token": scaled.identity_token("ada@example.com", "Ada Lovelace")}
     complaint = "my order NW-482913 arrived with a cracked blender jug and it leaks"
     victim_port = scaled.rasa2_port
     victim = rasa_pid(scaled, victim_port)
-    on_victim = widget_connecting(f"http://127.0.0.1:{victim_port}", session_id)
+    on_victim = widget_connecting(f"http://127.0.0.1:{victim_port}", custom_data=ada)
+    session_id = on_victim.session_id
     # A ticket made: "thank you" now gets "Glad I could help!" and then the
     # score question, which a custom action (action_feedback_intro) leads to.
     for text_, message_id in ((complaint, ids[0]), ("yes", ids[1])):
-        on_victim.send(text_, message_id=message_id, **email)
+        on_victim.send(text_, message_id=message_id)
         assert on_victim.handled.get(timeout=60) == {"message_id": message_id}
     made = on_victim.replies_until_quiet(first_timeout=1, quiet=1)
     assert "TCK-" in " ".join(m.get("text", "") for m in made)
@@ -269,7 +310,7 @@ def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the
     for pid in stopped:
         os.kill(pid, signal.SIGSTOP)
     try:
-        on_victim.send("thank you", message_id=ids[2], **email)
+        on_victim.send("thank you", message_id=ids[2])
         first_part = on_victim.replies.get(timeout=30)
         time.sleep(1)
         os.kill(victim, signal.SIGKILL)
@@ -278,9 +319,9 @@ def test_a_reply_cut_off_when_its_rasa_instance_dies_is_completed_once_after_the
             os.kill(pid, signal.SIGCONT)
     rest = on_victim.replies_until_quiet(first_timeout=2, quiet=1)
     # The widget reconnects through the balancer (to the instance still up) and sends the message again.
-    reconnected = widget_connecting(scaled.lb_url, session_id)
+    reconnected = widget_connecting(scaled.lb_url, session_id, on_victim.session_token, custom_data=ada)
     try:
-        reconnected.send("thank you", message_id=ids[2], resend=True, **email)
+        reconnected.send("thank you", message_id=ids[2], resend=True)
         # The dead instance's ticket holds the conversation's lock until it expires (Rasa's 60 s).
         handled = reconnected.handled.get(timeout=100)
         answer = reconnected.replies_until_quiet(first_timeout=1, quiet=1)

@@ -14,32 +14,54 @@ import socketio
 
 
 class WidgetClient:
-    """A socket.io client that behaves like a chat widget with a stored session id."""
+    """A socket.io client that behaves like a chat widget with a stored session.
 
-    def __init__(self, url: str, session_id: str):
-        self.session_id = session_id
+    The server issues the session id (issue 19): a client that asks for an id
+    without that session's token gets a new one. ``session_id`` and
+    ``session_token`` are what the server confirmed; pass both back to resume
+    the session (a reload, another tab). ``custom_data`` goes with every
+    message, as the widget sends its ``customData`` (say an identity token).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session_id: str | None = None,
+        session_token: str | None = None,
+        custom_data: dict | None = None,
+    ):
         self.replies: queue.Queue = queue.Queue()
         self.confirmed: queue.Queue = queue.Queue()
         self.handled: queue.Queue = queue.Queue()  # message_handled events
+        self.features: queue.Queue = queue.Queue()  # session_features events
         self.arrivals: list[str] = []  # every event's name, in order
+        self.custom_data = {"channel": "web_widget", **(custom_data or {})}
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("*", lambda event, *_: self.arrivals.append(event))
         self.sio.on("bot_uttered", lambda data: (self.arrivals.append("bot_uttered"), self.replies.put(data)))
         self.sio.on("session_confirm", lambda data: (self.arrivals.append("session_confirm"), self.confirmed.put(data)))
         self.sio.on("message_handled", lambda data: (self.arrivals.append("message_handled"), self.handled.put(data)))
+        self.sio.on("session_features", lambda data: (self.arrivals.append("session_features"), self.features.put(data)))
         self.sio.connect(url, transports=["websocket"], socketio_path="socket.io", wait_timeout=10)
-        self.sio.emit("session_request", {"session_id": session_id})
-        self.confirmed.get(timeout=10)
+        request = {"session_id": session_id} if session_id else {}
+        if session_token:
+            request["session_token"] = session_token
+        self.sio.emit("session_request", request)
+        confirmation = self.confirmed.get(timeout=10)
+        # {"session_id", "session_token"}; Rasa's stock channel sent the id alone.
+        if isinstance(confirmation, dict):
+            self.session_id, self.session_token = confirmation["session_id"], confirmation.get("session_token")
+        else:
+            self.session_id, self.session_token = confirmation, None
 
     def say(self, text: str) -> dict:
-        self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+        self.send(text)
         return self.replies.get(timeout=30)
 
     def send(self, text: str, **fields) -> None:
         """A message as the widget sends it, e.g. with ``message_id`` and ``resend``."""
         self.sio.emit(
-            "user_uttered",
-            {"message": text, "session_id": self.session_id, "customData": {"channel": "web_widget"}, **fields},
+            "user_uttered", {"message": text, "session_id": self.session_id, "customData": self.custom_data, **fields}
         )
 
     def replies_until_quiet(self, first_timeout: float = 30, quiet: float = 3) -> list[dict]:
@@ -58,7 +80,7 @@ class WidgetClient:
 
 
 def test_a_persistent_session_gets_its_reply(stack):
-    client = WidgetClient(stack.rasa_url, session_id=uuid.uuid4().hex)
+    client = WidgetClient(stack.rasa_url)
     try:
         reply = client.say("hi")
     finally:
@@ -67,44 +89,49 @@ def test_a_persistent_session_gets_its_reply(stack):
     assert reply["text"].startswith("Hi")
 
 
-def test_the_session_survives_a_reconnect(stack):
-    session_id = uuid.uuid4().hex
-    first = WidgetClient(stack.rasa_url, session_id)
+def test_the_session_survives_a_reconnect_with_its_token(stack):
+    first = WidgetClient(stack.rasa_url)
     first.say("hi")
     first.close()
 
-    second = WidgetClient(stack.rasa_url, session_id)
+    second = WidgetClient(stack.rasa_url, first.session_id, first.session_token)
     try:
         reply = second.say("bye")
     finally:
         second.close()
 
+    assert second.session_id == first.session_id
     assert "ye" in reply["text"]  # "Goodbye…" or "Bye for now…"
     # Both turns are one conversation in the tracker store.
-    import requests
-
-    tracker = requests.get(
-        f"{stack.rasa_url}/conversations/{session_id}/tracker",
-        params={"token": stack.rasa_token},
-        timeout=10,
-    ).json()
-    said = [e["text"] for e in tracker["events"] if e.get("event") == "user"]
+    said = [e["text"] for e in user_events(stack, first.session_id)]
     assert said == ["hi", "bye"]
 
 
-def test_the_customers_email_from_the_host_page_personalises_the_greeting(stack):
-    session_id = uuid.uuid4().hex
-    client = WidgetClient(stack.rasa_url, session_id)
+def test_the_server_issues_the_session_id_and_says_what_it_supports(stack):
+    client = WidgetClient(stack.rasa_url, session_id="chosen-by-the-client")
     try:
-        client.sio.emit(
-            "user_uttered",
-            {"message": "hello", "session_id": session_id, "customData": {"email": "ada@example.com"}},
-        )
-        reply = client.replies.get(timeout=30)
+        features = client.features.get(timeout=5)
+    finally:
+        client.close()
+
+    assert client.session_id != "chosen-by-the-client" and len(client.session_id) == 32
+    assert client.session_token
+    assert features["session_tokens"] is True and features["message_handled"] is True
+    assert features["max_message_chars"] == 2000
+
+
+def test_a_signed_identity_from_the_host_page_personalises_the_greeting(stack):
+    token = stack.identity_token("ada@example.com", "Ada Lovelace")
+    client = WidgetClient(stack.rasa_url, custom_data={"identity_token": token})
+    try:
+        reply = client.say("hello")
     finally:
         client.close()
 
     assert reply["text"].startswith("Hi Ada")
+    [event] = user_events(stack, client.session_id)
+    assert "identity_token" not in event["metadata"]  # tokens are never stored
+    assert event["metadata"]["identity"]["email"] == "ada@example.com"
 
 
 def user_events(stack, session_id: str) -> list[dict]:
@@ -117,8 +144,9 @@ def user_events(stack, session_id: str) -> list[dict]:
 
 
 def test_a_message_resent_after_its_answer_is_not_processed_again_and_its_answer_is_replayed(stack):
-    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
-    client = WidgetClient(stack.rasa_url, session_id)
+    message_id = uuid.uuid4().hex
+    client = WidgetClient(stack.rasa_url)
+    session_id = client.session_id
     try:
         client.send("hi", message_id=message_id)
         answer = client.replies_until_quiet()
@@ -134,8 +162,9 @@ def test_a_message_resent_after_its_answer_is_not_processed_again_and_its_answer
 
 
 def test_a_resent_message_rasa_never_got_is_answered_once(stack):
-    session_id, lost_id = uuid.uuid4().hex, uuid.uuid4().hex
-    client = WidgetClient(stack.rasa_url, session_id)
+    lost_id = uuid.uuid4().hex
+    client = WidgetClient(stack.rasa_url)
+    session_id = client.session_id
     try:
         # The first copy never arrived (the socket died under it): only the resend does.
         client.send("hi", message_id=lost_id, resend=True)
@@ -149,8 +178,8 @@ def test_a_resent_message_rasa_never_got_is_answered_once(stack):
 
 
 def test_rasa_says_when_it_has_handled_a_message_after_its_last_reply(stack):
-    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
-    client = WidgetClient(stack.rasa_url, session_id)
+    message_id = uuid.uuid4().hex
+    client = WidgetClient(stack.rasa_url)
     try:
         client.send("hi", message_id=message_id)
         handled = client.handled.get(timeout=30)
@@ -170,14 +199,17 @@ def test_rasa_says_when_it_has_handled_a_message_after_its_last_reply(stack):
 
 
 def test_a_handoff_request_resent_makes_one_handoff_in_the_crm(stack):
-    session_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
+    message_id = uuid.uuid4().hex
     key = stack.api_key("e2e-resend", "handoffs:read")
     request = "I need to talk to a person about my refund for the kettle"
-    client = WidgetClient(stack.rasa_url, session_id)
+    # A signed-in customer: the handoff needs no email from them.
+    token = stack.identity_token("ada@example.com", "Ada Lovelace")
+    client = WidgetClient(stack.rasa_url, custom_data={"identity_token": token})
+    session_id = client.session_id
     try:
-        client.send(request, message_id=message_id, customData={"email": "ada@example.com"})
+        client.send(request, message_id=message_id)
         answer = client.replies_until_quiet()
-        client.send(request, message_id=message_id, resend=True, customData={"email": "ada@example.com"})
+        client.send(request, message_id=message_id, resend=True)
         replayed = client.replies_until_quiet(first_timeout=15)
     finally:
         client.close()

@@ -18,7 +18,8 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_state(tmp_path):
         processes = descendants(first.process.pid)
         key = (var_dir / "crm_api_key").read_text()
         token = first.rasa_token
-        assert first.say("ada@example.com", "hi")
+        secret = first.identity_secret
+        assert first.say("visitor-before-restart", "hi")
     finally:
         first.stop()
 
@@ -30,12 +31,14 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_the_state(tmp_path):
     try:
         assert (var_dir / "crm_api_key").read_text() == key
         assert second.rasa_token == token
+        assert second.identity_secret == secret  # host sites' signed identities stay valid
         with sqlite3.connect(var_dir / "crm.db") as db:
             (customers,) = db.execute(
                 "SELECT count(*) FROM customers WHERE email = 'ada@example.com'"
             ).fetchone()
         assert customers == 1
-        assert "Hi Ada" in " ".join(r.get("text", "") for r in second.say("ada@example.com", "hello"))
+        hello = second.say_signed_in("visitor-after-restart", "hello", "ada@example.com", "Ada Lovelace")
+        assert "Hi Ada" in " ".join(r.get("text", "") for r in hello)
     finally:
         second.stop()
     assert not any(port_is_open(port) for port in second.ports)

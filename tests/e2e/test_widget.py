@@ -117,7 +117,7 @@ def test_the_launcher_opens_a_chat_that_greets_and_answers_questions(stack, new_
     assert page.errors == []
 
 
-def test_the_host_pages_customer_email_makes_the_greeting_personal(stack, new_page):
+def test_the_host_pages_signed_identity_makes_the_greeting_personal(stack, new_page):
     page = open_shop(new_page(), stack, "?signed_in=1")
 
     open_chat(page)
@@ -126,7 +126,10 @@ def test_the_host_pages_customer_email_makes_the_greeting_personal(stack, new_pa
         "Hi Ada, welcome back to Northwind Goods! How can I help you today?"
     )
     metadata = [e.get("metadata", {}) for e in tracker(stack, session_id(page))["events"] if e.get("event") == "user"]
-    assert metadata[0].get("email") == "ada@example.com"
+    # The channel verified the page's token and kept who it names, never the token.
+    assert metadata[0]["identity"]["email"] == "ada@example.com"
+    assert metadata[0]["identity"]["verified"] is True
+    assert "identity_token" not in metadata[0]
     assert metadata[0].get("channel") == "web_widget"
 
 

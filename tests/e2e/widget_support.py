@@ -223,6 +223,11 @@ class OwnRasa:
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("RASA_TOKEN", "DATABASE_URL")},
             "ACTIONS_PORT": str(stack.actions_port),
+            # The stack's secrets: the action server's token, and the keys
+            # the channels check identities and session tokens with.
+            "ACTIONS_TOKEN": stack.actions_token,
+            "CHAT_IDENTITY_SECRET": stack.identity_secret,
+            "REST_CHANNEL_TOKEN": stack.rest_channel_token,
             "RASA_TRACKER_DB": str(self.state_dir / "tracker.db"),
             "RASA_EVENTS_DB": str(self.state_dir / "rasa_events.db"),
             "RASA_TELEMETRY_ENABLED": "false",
