@@ -16,9 +16,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from crm_backend.db import get_session, utcnow
+from crm_backend.db import get_session
 from crm_backend.handoffs.consumer import Consumer, event_key, handle_body
-from crm_backend.models import Conversation, Customer, Handoff, HandoffMessage
+from crm_backend.models import Conversation
+from handoff_support import add_claimed_handoff, handoff_messages
 
 RABBITMQ = os.environ.get("RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -33,18 +34,7 @@ def rasa_event(sender: str, text: str, at: float | None = None, event: str = "us
 
 @pytest.fixture
 def handoff(app):
-    with app.app_context():
-        session = get_session()
-        customer = Customer(name="Ada", email="ada@example.com")
-        session.add(customer)
-        session.flush()
-        session.add(Handoff(conversation_id="conv-1", customer_id=customer.id, reason="refund", status="claimed", created_at=utcnow()))
-        session.commit()
-
-
-def handoff_messages(app) -> list[str]:
-    with app.app_context():
-        return list(get_session().scalars(select(HandoffMessage.text).order_by(HandoffMessage.id)))
+    add_claimed_handoff(app)
 
 
 def user_messages(app, conversation_id: str) -> int | None:

@@ -9,12 +9,10 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
 
-from crm_backend.db import get_session, utcnow
 from crm_backend.handoffs import consumer as consumer_module
 from crm_backend.handoffs.consumer import Consumer, handle_body
-from crm_backend.models import Customer, DeadLetter, Handoff, HandoffMessage
+from handoff_support import add_claimed_handoff, dead_letters, handoff_messages
 from test_broker_consumer import RABBITMQ, rabbitmq  # noqa: F401  (fixture)
 
 
@@ -27,23 +25,7 @@ def rasa_event(sender: str, text, **fields) -> bytes:
 
 @pytest.fixture
 def handoff(app):
-    with app.app_context():
-        session = get_session()
-        customer = Customer(name="Ada", email="ada@example.com")
-        session.add(customer)
-        session.flush()
-        session.add(Handoff(conversation_id="conv-1", customer_id=customer.id, reason="refund", status="claimed", created_at=utcnow()))
-        session.commit()
-
-
-def handoff_messages(app) -> list[str]:
-    with app.app_context():
-        return list(get_session().scalars(select(HandoffMessage.text).order_by(HandoffMessage.id)))
-
-
-def dead_letters(app) -> list[tuple[str, str, str]]:
-    with app.app_context():
-        return [(row.source, row.position, row.error) for row in get_session().scalars(select(DeadLetter).order_by(DeadLetter.id))]
+    add_claimed_handoff(app)
 
 
 class FakeChannel:

@@ -11,21 +11,18 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
-from crm_backend.db import get_session, utcnow
+from crm_backend.db import get_session
 from crm_backend.handoffs import follower as follower_module
 from crm_backend.handoffs.follower import Follower
-from crm_backend.models import Conversation, Customer, DeadLetter, Handoff, HandoffMessage
+from crm_backend.models import Conversation
+from handoff_support import add_claimed_handoff, dead_letters, events_database, handoff_messages
 
 
 @pytest.fixture
 def events(tmp_path):
-    """A database shaped like Rasa's SQL event broker's."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'events.db'}")
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"))
-    return engine
+    return events_database(tmp_path)
 
 
 def publish(engine, sender: str, data: str) -> None:
@@ -40,23 +37,7 @@ def user(message: str, **fields) -> str:
 
 @pytest.fixture
 def handoff(app):
-    with app.app_context():
-        session = get_session()
-        customer = Customer(name="Ada", email="ada@example.com")
-        session.add(customer)
-        session.flush()
-        session.add(Handoff(conversation_id="conv-1", customer_id=customer.id, reason="refund", status="claimed", created_at=utcnow()))
-        session.commit()
-
-
-def handoff_messages(app) -> list[str]:
-    with app.app_context():
-        return list(get_session().scalars(select(HandoffMessage.text).order_by(HandoffMessage.id)))
-
-
-def dead_letters(app) -> list[tuple[str, str, str]]:
-    with app.app_context():
-        return [(row.source, row.position, row.error) for row in get_session().scalars(select(DeadLetter).order_by(DeadLetter.id))]
+    add_claimed_handoff(app)
 
 
 def counted_messages(app, conversation_id: str) -> int | None:

@@ -9,15 +9,12 @@ from sqlalchemy import create_engine, func, select, text
 from crm_backend.db import get_session, utcnow
 from crm_backend.handoffs.follower import Follower, customer_text
 from crm_backend.models import Customer, Handoff, HandoffMessage
+from handoff_support import events_database
 
 
 @pytest.fixture
 def events(tmp_path):
-    """A database shaped like Rasa's SQL event broker's."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'events.db'}")
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"))
-    return engine
+    return events_database(tmp_path)
 
 
 def publish(engine, sender: str, event: dict) -> None:
