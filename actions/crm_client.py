@@ -220,14 +220,20 @@ class CRMClient:
         conversation_id: str,
         idempotency_key: str,
         customer_name: Optional[str] = None,
+        customer_verified: bool = False,
     ) -> dict:
-        """Open a ticket from a chat; the CRM classifies it. Safe to retry."""
+        """Open a ticket from a chat; the CRM classifies it. Safe to retry.
+
+        ``customer_verified``: the conversation proved ``customer_email`` (a
+        signed identity); the console warns agents about the others.
+        """
         body: dict[str, Any] = {
             "customer_email": customer_email,
             "subject": subject,
             "description": description,
             "channel": "chat",
             "conversation_id": conversation_id,
+            "customer_verified": bool(customer_verified),
         }
         if customer_name:
             body["customer_name"] = customer_name
@@ -248,10 +254,14 @@ class CRMClient:
         idempotency_key: str,
         customer_name: Optional[str] = None,
         ticket: Optional[str] = None,
+        customer_verified: bool = False,
     ) -> dict:
         """Queue the conversation for a person, with the transcript so far. Safe to retry.
 
-        Raises ``CRMError`` 409 (with ``existing_id``) when a person already has it.
+        ``customer_verified``: the conversation proved ``customer_email`` (a
+        signed identity); otherwise the console warns the agent not to share
+        account details. Raises ``CRMError`` 409 (with ``existing_id``) when
+        a person already has it.
         """
         body: dict[str, Any] = {
             "conversation_id": conversation_id,
@@ -259,6 +269,7 @@ class CRMClient:
             "customer_email": customer_email,
             "channel": "chat",
             "transcript": transcript,
+            "customer_verified": bool(customer_verified),
         }
         if customer_name:
             body["customer_name"] = customer_name

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.tickets import KnownEmailMixin, form_run_key, name_for
+from actions.tickets import KnownEmailMixin, form_run_key, name_for, proves_email
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class ActionRequestHandoff(Action):
                 reason=reason,
                 customer_email=email,
                 customer_name=name_for(tracker, email),
+                customer_verified=proves_email(tracker, email),
                 ticket=tracker.get_slot("last_ticket_number"),
                 transcript=transcript_of(tracker),
                 idempotency_key=form_run_key(tracker, "handoff_form", "handoff"),

@@ -91,6 +91,15 @@ def name_for(tracker: Tracker, email: Optional[str]) -> Optional[str]:
     return tracker.get_slot("customer_name") or clean_name(identity.get("name")) or None
 
 
+def proves_email(tracker: Tracker, email: Optional[str]) -> bool:
+    """Whether this conversation proved ``email``: a verified identity with
+    that very address. A typed or otherwise claimed address never does; the
+    CRM records the difference and the console warns the agent."""
+    identity = verified_identity(tracker)
+    address = email.strip().lower() if isinstance(email, str) else ""
+    return bool(identity and address and address == identity["email"])
+
+
 class KnownEmailMixin:
     """Email handling every form that needs ``customer_email`` shares."""
 
@@ -158,6 +167,7 @@ class ActionCreateTicket(Action):
             ticket = await crm.create_ticket(
                 customer_email=email,
                 customer_name=name_for(tracker, email),
+                customer_verified=proves_email(tracker, email),
                 subject=ticket_subject(description, order_number),
                 description=description,
                 conversation_id=tracker.sender_id,

@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import MAX_ID, Base, UTCDateTime, utcnow
@@ -163,6 +163,10 @@ class Ticket(Base):
     priority_source: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Whether whoever opened it proved they are the customer (a signed
+    # identity in the chat); false for an address a visitor only typed, and
+    # for tickets from the console or other channels unless the caller says.
+    customer_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -294,6 +298,9 @@ class Handoff(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     # The conversation before the handoff, as [{sender, text, timestamp}].
     transcript: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    # Whether the visitor proved the customer's address (a signed identity);
+    # false when they only typed it: the console warns the agent.
+    customer_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -34,6 +34,13 @@ class HandoffIn(Schema):
         metadata={"description": "A ticket this conversation is about: id or number (TCK-000123)."},
     )
     channel = String(load_default="chat", validate=Length(1, 32))
+    customer_verified = Boolean(
+        load_default=False,
+        metadata={
+            "description": "True only when the visitor proved the customer's address (a signed identity); "
+            "false for an address they only typed: the console then warns the agent not to share account details."
+        },
+    )
     transcript = List(
         Nested(TranscriptLine),
         load_default=list,
@@ -78,6 +85,9 @@ class HandoffOut(Schema):
     customer_id = Integer(required=True)
     customer_email = String(required=True)
     customer_name = String(required=True)
+    customer_verified = Boolean(
+        required=True, metadata={"description": "Whether the visitor proved the customer's address (a signed identity)."}
+    )
     ticket = String(attribute="ticket_number", allow_none=True, required=True)
     agent = String(attribute="agent_email", allow_none=True, required=True)
     agent_name = String(allow_none=True, required=True)

@@ -27,6 +27,7 @@ HANDOFF_AUDIT_FIELDS = (
     "channel",
     "status",
     "agent_email",
+    "customer_verified",
 )
 ACTIVE = ("queued", "claimed")
 
@@ -78,8 +79,13 @@ def request_handoff(
     ticket: str | None = None,
     channel: str = "chat",
     transcript: list[dict] | None = None,
+    customer_verified: bool = False,
 ) -> Handoff:
-    """Queue a handoff (not committed); 409 if the conversation already has an open one."""
+    """Queue a handoff (not committed); 409 if the conversation already has an open one.
+
+    ``customer_verified``: the visitor proved the customer's address (a
+    signed identity); otherwise the console warns the agent.
+    """
     from ..classifier import classify_or_other
 
     existing = active_handoff(session, conversation_id)
@@ -96,6 +102,7 @@ def request_handoff(
         channel=channel,
         status="queued",
         transcript=_transcript(transcript or []),
+        customer_verified=customer_verified,
     )
     session.add(handoff)
     try:

@@ -43,6 +43,13 @@ class TicketIn(Schema):
         },
     )
     conversation_id = _conversation_id(allow_none=True, load_default=None)
+    customer_verified = Boolean(
+        load_default=False,
+        metadata={
+            "description": "True only when whoever opened it proved the customer's address (the chat's signed "
+            "identity); false for an address a visitor only typed."
+        },
+    )
     assignee = EmailAddress(allow_none=True, load_default=None, metadata={"description": "An agent's e-mail."})
     category = _category(
         allow_none=True,
@@ -75,6 +82,9 @@ class TicketOut(Schema):
     number = String(required=True, metadata={"example": "TCK-000123"})
     customer_id = Integer(required=True)
     customer_email = String(required=True)
+    customer_verified = Boolean(
+        required=True, metadata={"description": "Whether whoever opened it proved the customer's address (a signed identity)."}
+    )
     subject = String(required=True)
     description = String(required=True)
     status = String(required=True, validate=OneOf(TICKET_STATUSES))

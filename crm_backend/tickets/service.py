@@ -27,6 +27,7 @@ TICKET_AUDIT_FIELDS = (
     "channel",
     "assignee_email",
     "conversation_id",
+    "customer_verified",
 )
 COMMENT_AUDIT_FIELDS = ("ticket_id", "author_type", "author_name", "body", "public")
 
@@ -107,8 +108,13 @@ def create_ticket(
     conversation_id: str | None = None,
     assignee: str | None = None,
     category: str | None = None,
+    customer_verified: bool = False,
 ) -> Ticket:
     """Add a ticket (and its customer if new) with audit events; the caller commits.
+
+    ``customer_verified``: whoever opened it proved the customer's address
+    (the chat's signed identity); false for a typed address, and for the
+    console and other channels unless they say so.
 
     ``category`` given by the caller (an agent who already knows) wins over
     the classifier and is marked as a manual label. Without a ``priority``
@@ -135,6 +141,7 @@ def create_ticket(
         category_source=source,
         channel=channel,
         conversation_id=conversation_id,
+        customer_verified=customer_verified,
         assignee=find_agent(session, assignee) if assignee else None,
     )
     session.add(ticket)

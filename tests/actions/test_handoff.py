@@ -1,5 +1,7 @@
 """The handoff form, the request to the CRM, and pausing the bot."""
 
+import json
+
 import httpx
 import pytest
 import respx
@@ -159,6 +161,39 @@ async def test_only_a_verified_customers_name_goes_with_the_handoff(crm, dispatc
     await ActionRequestHandoff().run(dispatcher, conversation(slots=slots, metadata=signed_in("ada@example.com")), {})
 
     assert [call["customer_name"] for call in fake.calls] == [None, "Ada Lovelace"]
+
+
+@pytest.mark.asyncio
+async def test_only_a_verified_identity_with_the_same_email_marks_the_handoff_verified(crm, dispatcher):
+    fake = crm(result=HANDOFF)
+    slots = {"customer_email": "ada@example.com", "handoff_reason": "cracked blender"}
+
+    # Typed only; signed in as Ada; signed in as someone else; signed in, different case.
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots), {})
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots, metadata=signed_in("ada@example.com")), {})
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots, metadata=signed_in("grace@example.com")), {})
+    await ActionRequestHandoff().run(
+        dispatcher, conversation(slots={**slots, "customer_email": "Ada@Example.com"}, metadata=signed_in("ada@example.com")), {}
+    )
+    # An unsigned identity the client made up itself is no proof.
+    forged = {"identity": {"email": "ada@example.com", "verified": "yes"}, "email": "ada@example.com"}
+    await ActionRequestHandoff().run(dispatcher, conversation(slots=slots, metadata=forged), {})
+
+    assert [call["customer_verified"] for call in fake.calls] == [False, True, False, True, False]
+
+
+@pytest.mark.asyncio
+@respx.mock
+async def test_the_client_sends_customer_verified_and_defaults_it_to_false():
+    route = respx.post("http://crm.test/api/v1/handoffs").mock(return_value=httpx.Response(201, json=HANDOFF))
+    client = CRMClient(base_url="http://crm.test", api_key="k", timeout=0.5, retries=0)
+
+    await client.create_handoff(conversation_id="c", reason="r", customer_email="a@b.co", transcript=[], idempotency_key="k1")
+    await client.create_handoff(
+        conversation_id="c", reason="r", customer_email="a@b.co", transcript=[], idempotency_key="k2", customer_verified=True
+    )
+
+    assert [json.loads(call.request.read())["customer_verified"] for call in route.calls] == [False, True]
 
 
 @pytest.mark.asyncio

@@ -1,5 +1,7 @@
 """The ticket form's validation and the actions that open or drop a ticket."""
 
+import json
+
 import pytest
 import respx
 import httpx
@@ -167,6 +169,33 @@ async def test_a_verified_customer_who_never_said_hello_sends_the_signed_name(cr
     await ActionCreateTicket().run(dispatcher, tracker, {})
 
     assert fake.calls[0]["customer_name"] == "Ada Lovelace"
+
+
+@pytest.mark.asyncio
+async def test_only_a_verified_identity_with_the_same_email_marks_the_ticket_verified(crm, dispatcher):
+    fake = crm(result=TICKET)
+
+    # Typed (sender id ada@...): a claim; signed in as Ada; signed in as someone else.
+    await ActionCreateTicket().run(dispatcher, tracker_with_form(slots=SLOTS), {})
+    await ActionCreateTicket().run(dispatcher, tracker_with_form(sender="widget-1", slots=SLOTS, metadata=signed_in("ada@example.com")), {})
+    await ActionCreateTicket().run(
+        dispatcher, tracker_with_form(sender="widget-1", slots=SLOTS, metadata=signed_in("grace@example.com")), {}
+    )
+
+    assert [call["customer_verified"] for call in fake.calls] == [False, True, False]
+
+
+@pytest.mark.asyncio
+@respx.mock
+async def test_the_client_sends_customer_verified_with_a_ticket_and_defaults_it_to_false():
+    route = respx.post("http://crm.test/api/v1/tickets").mock(return_value=httpx.Response(201, json=TICKET))
+    client = CRMClient(base_url="http://crm.test", api_key="k", timeout=0.5, retries=0)
+    fields = {"customer_email": "ada@example.com", "subject": "s", "description": "d", "conversation_id": "c"}
+
+    await client.create_ticket(**fields, idempotency_key="k1")
+    await client.create_ticket(**fields, idempotency_key="k2", customer_verified=True)
+
+    assert [json.loads(call.request.read())["customer_verified"] for call in route.calls] == [False, True]
 
 
 @pytest.mark.asyncio
