@@ -23,8 +23,17 @@ run; the levels are interleaved (level 1: stock then ours, level 20: stock
 then ours, ...) so that other work on the machine weighs on both alike. Our
 conversations are full flows through the CRM: greeting, FAQ, a complaint that
 becomes a ticket, a satisfaction score, goodbye; and a known customer's ticket
-status look-up. The stock bot's are its own flows (greet, mood, "did that
-help?", bot challenge, goodbye).
+status look-up. The known customer is signed in as the shop's page would
+have them: a signed identity (`metadata.identity_token`, a JWT made with the
+stack's $VAR_DIR/chat_identity_secret, docs/security.md); the complaint's
+email is only claimed (an email-shaped sender id), which may open a ticket.
+The stock bot's are its own flows (greet, mood, "did that help?", bot
+challenge, goodbye).
+
+Every simulated customer comes from 127.0.0.1, like every conversation of a
+busy office behind one address: the chat rate limits (CHAT_IP_PER_MINUTE and
+the rest, left at their defaults) apply to the whole run, and a throttled
+message shows as an error ("HTTP 429").
 
 Figures: messages/s counts request/replies completed inside the measured
 window; latency percentiles cover every message sent inside it (also those
@@ -62,7 +71,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.stack import Stack, descendants  # noqa: E402
+from tests.e2e.stack import Stack, descendants, sign_identity  # noqa: E402
 
 BENCH_DIR = REPO / "var" / "bench"
 STOCK_DIR = BENCH_DIR / "stock-bot"
@@ -70,6 +79,9 @@ RASA = REPO / ".venv" / "bot" / "bin" / "rasa"
 REQUEST_TIMEOUT = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GOAL_RATIO_AT_20 = 1.0
+GOAL_RATIO_AT_20_ISSUE_19 = 1.3  # issue 19: at or above 1.3x the stock bot with every limit and check on
+# A signed identity lasts this long; one per bot and customer serves the whole run.
+IDENTITY_SECONDS = 6 * 3600
 GOAL_P99_AT_50_MS = 2000.0
 
 
@@ -94,6 +106,9 @@ class Script:
     sender: str  # formatted with a unique tag per conversation
     turns: tuple[Turn, ...]
     metadata: dict | None = None
+    # (email, name) of a customer signed in on the host site: their messages
+    # carry a signed identity (a JWT) made with the bot's identity secret.
+    identity: tuple[str, str | None] | None = None
 
 
 # Our assistant: full flows, every CRM call included (customer look-up,
@@ -126,8 +141,8 @@ OUR_SCRIPTS = (
             Turn("feedback", "/deny"),
             Turn("goodbye", "bye"),
         ),
-        # As the web widget passes it: the page knows who is logged in.
-        metadata={"email": "ada@example.com"},
+        # As the web widget passes it: the shop's backend signed who is logged in.
+        identity=("ada@example.com", "Ada Lovelace"),
     ),
 )
 
@@ -187,6 +202,23 @@ class Bot:
     pids: Callable[[], dict[str, list[int]]]  # server processes by role
     note: str = ""
     problems: dict = field(default_factory=dict)  # kind -> first error or off-script reply seen
+    identity_secret: str | None = None  # what signs customers' identities (the stack's chat_identity_secret)
+    tokens: dict = field(default_factory=dict)  # (email, name) -> a signed identity, made once
+
+    def metadata(self, script: Script) -> dict | None:
+        return signed_metadata(script, self.identity_secret, self.tokens)
+
+
+def signed_metadata(script: Script, identity_secret: str | None, tokens: dict) -> dict | None:
+    """What a message of ``script`` carries as metadata: the script's own, and
+    its customer's signed identity as `identity_token` (made once, kept in ``tokens``)."""
+    if script.identity is None or identity_secret is None:
+        return script.metadata
+    token = tokens.get(script.identity)
+    if token is None:
+        email, name = script.identity
+        token = tokens[script.identity] = sign_identity(identity_secret, email, name, IDENTITY_SECONDS)
+    return {**(script.metadata or {}), "identity_token": token}
 
 
 # --- processes -------------------------------------------------------------
@@ -220,7 +252,7 @@ def stack_roles(stack: Stack) -> dict[str, list[int]]:
         return roles
     for pid in descendants(stack.process.pid):
         command = cmdline(pid)
-        if "rasa run actions" in command:
+        if "actions.server" in command:
             roles["actions"].append(pid)
         elif "rasa run" in command:
             roles["rasa"].append(pid)
@@ -350,8 +382,9 @@ def reply_text(replies: list[dict]) -> str:
 
 async def send(session: aiohttp.ClientSession, bot: Bot, sender: str, script: Script, turn: Turn) -> Sample:
     body = {"sender": sender, "message": turn.message}
-    if script.metadata:
-        body["metadata"] = script.metadata
+    metadata = bot.metadata(script)
+    if metadata:
+        body["metadata"] = metadata
     sent = time.monotonic()
     error, off_script, seen = None, False, ""
     try:
@@ -508,6 +541,11 @@ def print_tables(results: dict[str, dict[int, dict]], bots: dict[str, Bot]) -> N
                   f"{fmt(figures['p50_ms']):>8} {fmt(figures['p95_ms']):>8} {fmt(figures['p99_ms']):>8} "
                   f"{figures['errors']:>6} {figures['off_script']:>10}  {cpu}; client {figures['client_cpu_core_share']:.2f}")
     for name, by_level in results.items():
+        for level, figures in sorted(by_level.items()):
+            throttled = figures["errors_by_type"].get("HTTP 429")
+            if throttled:
+                print(f"{name} at {level}: {throttled} messages throttled by the chat rate limits (HTTP 429)")
+    for name, by_level in results.items():
         print(f"\n{name}: latency per message kind, p50 / p95 ms (messages)")
         levels = sorted(by_level)
         kinds = sorted({kind for figures in by_level.values() for kind in figures["per_kind"]})
@@ -597,7 +635,8 @@ def main() -> int:
             bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, lambda stack=stack: stack_roles(stack),
                              note="run_stack.sh: gunicorn CRM (1 worker, as tests/e2e/stack.py sets), actions, Rasa "
                                   + ("with its NLU worker" if worker else "parsing messages itself (BOT_NLU_WORKER=0)")
-                                  + ", SQLite tracker store")
+                                  + ", SQLite tracker store",
+                             identity_secret=stack.identity_secret)
             log(f"{name}: up at {stack.rasa_url}")
         for name in names:
             warm_up(bots[name], f"{started_at:%H%M%S}")
@@ -635,9 +674,11 @@ def main() -> int:
     )
     goals = {
         "ratio_at_20_ge_1": None if ratio is None else ratio >= GOAL_RATIO_AT_20,
+        "ratio_at_20_ge_1_3": None if ratio is None else ratio >= GOAL_RATIO_AT_20_ISSUE_19,
         "p99_at_50_lt_2s": None if not ours_50 or ours_50["p99_ms"] is None else ours_50["p99_ms"] < GOAL_P99_AT_50_MS,
     }
-    print(f"ours/stock messages/s at 20 concurrent: {fmt(ratio)} (goal >= {GOAL_RATIO_AT_20}: {fmt(goals['ratio_at_20_ge_1'])}); "
+    print(f"ours/stock messages/s at 20 concurrent: {fmt(ratio)} (goal >= {GOAL_RATIO_AT_20_ISSUE_19}: "
+          f"{fmt(goals['ratio_at_20_ge_1_3'])}; >= {GOAL_RATIO_AT_20}: {fmt(goals['ratio_at_20_ge_1'])}); "
           f"our p99 at 50 concurrent: {fmt(ours_50 and ours_50['p99_ms'])} ms (goal < 2,000: {fmt(goals['p99_at_50_lt_2s'])})")
     print(json.dumps({
         "started": started_at.isoformat(timespec="seconds"),

@@ -274,7 +274,7 @@ def main() -> None:
             stack.sign_in_agent()  # an agent online, so the handoff goes to a person
             key = stack.api_key("bench-handoff-latency", "handoffs:read", "handoffs:write")
             api = {"Authorization": f"Bearer {key}"}
-            client = WidgetClient(stack.rasa_url, uuid.uuid4().hex)
+            client = WidgetClient(stack.rasa_url)  # the server issues the session (issue 19)
             handoff_id = queue_handoff(stack, api, client)
             drain(client, 1)
             replies, reply_failures = agent_replies(stack, api, client, handoff_id, args.replies)

@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -136,13 +135,13 @@ async def customer(bot: Bot, run: Run, number: int, tag: str) -> None:
         script = bot.scripts[(number + conversation) % len(bot.scripts)]
         conversation += 1
         sender = script.sender.format(tag=f"{tag}-{number}-{conversation}")
-        data = custom_data(script, sender)
+        data = custom_data(bot, script, sender)
         conversation_id = f"{number}-{conversation}"
         state = run.conversations[conversation_id] = {
             "email": data.get("email") if script.name == "complaint" else None,
             "complete": False, "had_loss": False, "confirmed": False,
         }
-        widget = Widget(bot.url, uuid.uuid4().hex, data, resend=True)
+        widget = Widget(bot.url, data, resend=True)
         try:
             await widget.open()
         except Exception:  # noqa: BLE001 - a broken or refused connection
@@ -291,7 +290,7 @@ async def main_async(args: argparse.Namespace, stack: ScaledStack, run_tag: str)
         }) as response:
             if response.status != 201:
                 raise SystemExit(f"could not subscribe the receiver: {response.status} {await response.text()}")
-    bot = Bot("scaled", stack.lb_url, OUR_SCRIPTS, dict, "scaled profile")
+    bot = Bot("scaled", stack.lb_url, OUR_SCRIPTS, dict, "scaled profile", identity_secret=stack.identity_secret)
     await learn_reply_counts(bot)
     run = Run()
     begun = time.monotonic()

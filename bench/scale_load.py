@@ -14,12 +14,15 @@ on the machine weighs on all alike. The scaled profile needs PostgreSQL,
 Redis, RabbitMQ and nginx; without them it is left out, with the reason.
 
 Each simulated customer is a widget: a socket.io connection (websocket, as
-the widget tries first) with its own session id, `session_request`, then
-`user_uttered` with the page's customData, a closed loop (the next message
-as soon as the whole reply is in), a new connection and session for each new
-conversation. The flows are bench/conversations.py's (greeting, FAQ,
-complaint -> ticket, satisfaction score, goodbye; a known customer's ticket
-status) and the stock bot's own.
+the widget tries first), `session_request` for a new session (the server
+issues its id and, ours, a session token; both are asked for again on a
+reconnect), then `user_uttered` with the page's customData, a closed loop
+(the next message as soon as the whole reply is in), a new connection and
+session for each new conversation. The flows are bench/conversations.py's
+(greeting, FAQ, complaint -> ticket, satisfaction score, goodbye; a known
+customer's ticket status, signed in with `customData.identity_token`) and
+the stock bot's own. Every widget connects from 127.0.0.1: the chat rate
+limits stay at their defaults.
 
 How many messages a turn's reply has is learnt first, one conversation at a
 time with a 2 s quiet window; under load a turn is complete when that many
@@ -71,6 +74,7 @@ from bench.conversations import (
     Script,
     Turn,
     build_stock_bot,
+    signed_metadata,
     cmdline,
     cpu_seconds,
     fmt,
@@ -130,8 +134,10 @@ def message_key(message: dict) -> str:
 
 
 class Widget:
-    """A socket.io client that behaves like the chat widget: a stored session
-    id asked for on every (re)connection, messages sent once, replies as they come.
+    """A socket.io client that behaves like the chat widget: a session the
+    server issues on the first connection (its id and, from our channel, its
+    session token; the stock channel confirms a bare id), asked for again with
+    both on every reconnection, messages sent once, replies as they come.
 
     With ``resend`` it also does what the widget does about lost replies
     (widget/src/connection.js): every message carries a ``message_id``; one
@@ -145,9 +151,10 @@ class Widget:
     (the stock bot, whose channel would process a resend again) messages
     are sent once and that is all."""
 
-    def __init__(self, url: str, session_id: str, custom_data: dict, resend: bool = False):
+    def __init__(self, url: str, custom_data: dict, resend: bool = False):
         self.url = url
-        self.session_id = session_id
+        self.session_id: str | None = None  # issued by the server in session_confirm
+        self.session_token: str | None = None
         self.custom_data = custom_data
         self.resend = resend
         self.inbox: asyncio.Queue = asyncio.Queue()
@@ -168,7 +175,12 @@ class Widget:
 
     async def _on_connect(self) -> None:
         self.acks = False
-        await self.sio.emit("session_request", {"session_id": self.session_id})
+        request = {}
+        if self.session_id is not None:
+            request["session_id"] = self.session_id
+        if self.session_token is not None:
+            request["session_token"] = self.session_token
+        await self.sio.emit("session_request", request)
 
     async def _on_features(self, data=None) -> None:
         self.acks = isinstance(data, dict) and data.get("message_handled") is True
@@ -179,7 +191,11 @@ class Widget:
             pending["answered"] = True
             self.inbox.put_nowait(HANDLED)  # wakes a turn that has its replies and waits for this
 
-    async def _on_confirm(self, *_args) -> None:
+    async def _on_confirm(self, data=None, *_args) -> None:
+        if isinstance(data, dict):  # ours: {session_id, session_token}
+            self.session_id, self.session_token = data.get("session_id"), data.get("session_token")
+        elif isinstance(data, str):  # the stock channel: the id
+            self.session_id = data
         self.connection += 1
         self.confirmed.set()
         pending = self.pending
@@ -324,6 +340,8 @@ class Bot:
     crm_key: str | None = None
     reply_counts: dict[tuple[str, int], int] = field(default_factory=dict)
     problems: dict = field(default_factory=dict)
+    identity_secret: str | None = None  # what signs customers' identities (the stack's chat_identity_secret)
+    tokens: dict = field(default_factory=dict)  # (email, name) -> a signed identity, made once
 
 
 def classify(pid: int) -> str | None:
@@ -331,7 +349,7 @@ def classify(pid: int) -> str | None:
     if "respawn.sh" in command or command.startswith(("bash ", "/bin/sh ", "/usr/bin/bash ")):
         return None  # wrappers: their children are counted
     for words, role in (
-        ("rasa run actions", "actions"),
+        ("actions.server", "actions"),
         ("rasa run", "rasa"),
         ("gunicorn", "crm"),
         ("nginx", "lb"),
@@ -410,11 +428,11 @@ def remove_scaled_state(name: str) -> None:
 # --- driving ---------------------------------------------------------------
 
 
-def custom_data(script: Script, sender: str) -> dict:
-    """What the shop's page passes with each message: the signed-in customer's email."""
+def custom_data(bot: "Bot", script: Script, sender: str) -> dict:
+    """What the shop's page passes with each message: the signed-in customer's
+    identity (signed by the shop's backend), or the email a visitor gave (a claim)."""
     data = {"channel": "web_widget"}
-    if script.metadata:
-        data.update(script.metadata)
+    data.update(signed_metadata(script, bot.identity_secret, bot.tokens) or {})
     if "@" in sender and "email" not in data:
         data["email"] = sender
     return data
@@ -423,7 +441,7 @@ def custom_data(script: Script, sender: str) -> dict:
 async def learn_reply_counts(bot: Bot) -> None:
     """How many messages each turn's reply has, one conversation at a time."""
     for script in bot.scripts:
-        widget = Widget(bot.url, uuid.uuid4().hex, custom_data(script, script.sender.format(tag=uuid.uuid4().hex[:8])))
+        widget = Widget(bot.url, custom_data(bot, script, script.sender.format(tag=uuid.uuid4().hex[:8])))
         await widget.open()
         try:
             for index, turn in enumerate(script.turns):
@@ -462,8 +480,8 @@ async def drive(bot: Bot, concurrency: int, duration: float, tag: str) -> dict:
             script = bot.scripts[(number + conversation) % len(bot.scripts)]
             conversation += 1
             sender = script.sender.format(tag=f"{tag}-{number}-{conversation}")
-            data = custom_data(script, sender)
-            widget = Widget(bot.url, uuid.uuid4().hex, data)
+            data = custom_data(bot, script, sender)
+            widget = Widget(bot.url, data)
             try:
                 await widget.open()
             except Exception as error:  # noqa: BLE001 - reported
@@ -665,6 +683,7 @@ def main() -> int:
                 "make run: one Rasa (SQLite tracker store, SQL event broker), one action server, CRM on SQLite "
                 "(gunicorn, 1 worker as tests/e2e/stack.py sets it), webhook worker, follower",
                 crm_url=default.crm_url, crm_key=default.api_key("bench-scale", "tickets:read"),
+                identity_secret=default.identity_secret,
             )
             default.sign_in_agent()
             log(f"default profile: up at {default.rasa_url}")
@@ -681,6 +700,7 @@ def main() -> int:
                 "events to RabbitMQ), two action servers, CRM on PostgreSQL (gunicorn, 2 workers), "
                 "two webhook workers, the broker consumer",
                 crm_url=scaled.lb_url, crm_key=scaled.api_key("bench-scale", "tickets:read"),
+                identity_secret=scaled.identity_secret,
             )
             scaled.sign_in_agent()
             log(f"scaled profile: up at {scaled.lb_url}")

@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,9 +88,10 @@ def socketio_latencies(stack: Stack, count: int) -> list[float]:
     client.on("bot_uttered", replies.put)
     client.on("session_confirm", confirmed.put)
     client.connect(stack.rasa_url, transports=["websocket"], wait_timeout=10)
-    session_id = uuid.uuid4().hex
-    client.emit("session_request", {"session_id": session_id})
-    confirmed.get(timeout=10)
+    client.emit("session_request", {})
+    confirmation = confirmed.get(timeout=10)
+    # The server issues the session ({session_id, session_token}; a bare id before issue 19).
+    session_id = confirmation["session_id"] if isinstance(confirmation, dict) else confirmation
     samples = []
     for i in range(count):
         start = time.perf_counter()

@@ -19,10 +19,20 @@ REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "All services are healthy."
 
 
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never one this process was given before:
+    the kernel may hand the same free port to two quick calls (a stack's CRM
+    and Rasa once got the same one)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def port_is_open(port: int) -> bool:
