@@ -72,13 +72,11 @@ that room it holds (the room is the session id, as the channel runs with
 session persistence). Without the setting the rooms are in the process, as
 in the stock channel.
 
-**The loaded model out of full garbage collections** (bot/gc_freeze.py):
-the channel registers the listener that freezes it once the server has
-started.
-
-**Messages parsed on the other core** (bot/nlu_worker.py): the channel's
-listeners start the NLU worker process once the model is loaded and end it
-when the server stops.
+**The patches' server listeners**: the channel is where Rasa hands the bot
+its Sanic server, so it registers the start and stop listeners of the active
+patches (``bot.patches.listeners()``): ``gc_freeze`` keeps the loaded model
+out of full garbage collections, ``nlu_worker`` starts the NLU worker process
+once the model is loaded and ends it when the server stops.
 
 Everything else (events, options, session persistence) is Rasa's.
 The channel keeps the stock name, ``socketio``: Rasa's HTTP API finds the
@@ -92,7 +90,6 @@ instances (docs/operations.md).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import Any, Dict, List, Optional, Set, Text
 
@@ -103,7 +100,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint
 from socketio import AsyncRedisManager, AsyncServer
 
-from bot import gc_freeze, nlu_worker
+from bot import patches, settings
 from bot.chat_guard import (
     RATE_LIMITED_ERROR,
     SLOW_DOWN_RESPONSE,
@@ -117,11 +114,6 @@ from bot.chat_limits import clean_text, client_ip
 from bot.sessions import SessionSigner
 
 logger = logging.getLogger(__name__)
-
-REDIS_URL_SETTING = "SOCKETIO_REDIS_URL"
-# Every instance must publish and listen on the same Redis pub/sub channel.
-REDIS_CHANNEL_SETTING = "SOCKETIO_REDIS_CHANNEL"
-DEFAULT_REDIS_CHANNEL = "helpdesk-socketio"
 
 # What a client may choose as a message id: Rasa's own are 32 hex digits, the
 # widget's too; anything else is ignored and Rasa makes one up.
@@ -209,10 +201,11 @@ class RedisSocketIOInput(SocketIOInput):
         socketio_blueprint = super().blueprint(on_new_message)
         sio = self.sio
         assert sio is not None
-        redis_url = os.environ.get(REDIS_URL_SETTING, "").strip()
-        if redis_url:
-            channel = os.environ.get(REDIS_CHANNEL_SETTING, "").strip() or DEFAULT_REDIS_CHANNEL
-            use_client_manager(sio, AsyncRedisManager(redis_url, channel=channel))
+        current = settings.from_env()
+        if current.socketio_redis_url:
+            # Every instance must publish and listen on the same Redis pub/sub channel.
+            channel = current.socketio_redis_channel
+            use_client_manager(sio, AsyncRedisManager(current.socketio_redis_url, channel=channel))
             logger.info("socket.io rooms are shared with the other Rasa instances through Redis (channel %s).", channel)
 
         self.guard = guard_for(on_new_message)
@@ -259,10 +252,10 @@ class RedisSocketIOInput(SocketIOInput):
             self.app = app
 
         socketio_blueprint.listener(remember_app, "before_server_start")
-        # After Rasa's own before_server_start listener has loaded the model.
-        socketio_blueprint.listener(gc_freeze.after_server_start, "after_server_start")
-        socketio_blueprint.listener(nlu_worker.after_server_start, "after_server_start")
-        socketio_blueprint.listener(nlu_worker.after_server_stop, "after_server_stop")
+        # The after_server_start ones run after Rasa's own before_server_start
+        # listener has loaded the model.
+        for event, listener in patches.listeners():
+            socketio_blueprint.listener(listener, event)
         return socketio_blueprint
 
     async def handle_session_request(self, sid: Text, data: Any) -> None:

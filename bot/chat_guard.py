@@ -19,7 +19,8 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 from rasa.core.channels.channel import UserMessage
 
 from bot import identity as identity_module
-from bot.chat_limits import ChatLimits, RateLimiter, clean_metadata
+from bot import settings
+from bot.chat_limits import RateLimiter, clean_metadata
 from bot.identity import Identity
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def log_id(sender_id: Any) -> Text:
     return text[:80]
 
 
-def response_text(agent: Any, name: Text, limits: ChatLimits) -> Text:
+def response_text(agent: Any, name: Text, limits: settings.ChatLimits) -> Text:
     """The first text of the domain response ``name`` of the loaded model, its limits filled in."""
     text = None
     domain = getattr(agent, "domain", None)
@@ -71,14 +72,15 @@ class Checked:
 class ChatGuard:
     """The chat rules one channel applies, with its settings and counters."""
 
-    def __init__(self, limits: Optional[ChatLimits] = None, secret: Optional[Text] = None) -> None:
-        self.limits = limits or ChatLimits.from_env()
+    def __init__(self, limits: Optional[settings.ChatLimits] = None, secret: Optional[Text] = None) -> None:
+        self.limits = limits or settings.from_env().chat_limits
         self.secret = secret
         self.rates = RateLimiter(self.limits)
 
     @classmethod
     def from_env(cls) -> "ChatGuard":
-        return cls(ChatLimits.from_env(), identity_module.identity_secret())
+        current = settings.from_env()
+        return cls(current.chat_limits, identity_module.usable_secret(current.identity_secret))
 
     def too_long(self, text: Text) -> bool:
         return len(text) > self.limits.max_message_chars

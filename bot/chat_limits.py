@@ -17,19 +17,10 @@ and REST channels:
 - **measure it**: longer than ``CHAT_MAX_MESSAGE_CHARS`` characters (after
   cleaning) gets one polite reply instead of an answer.
 
-Settings (environment, read once when the channel is built; 0 turns a rate
-limit off):
-
-==========================  =======  =========================================
-``CHAT_MAX_MESSAGE_CHARS``  2000     longest message text, in characters
-``CHAT_MAX_METADATA_BYTES`` 4096     largest metadata, UTF-8 JSON bytes
-``CHAT_SENDER_BURST``       20       messages a conversation may send at once
-``CHAT_SENDER_PER_MINUTE``  60       ... and its steady rate after that
-``CHAT_IP_BURST``           600      messages one client address may send at once
-``CHAT_IP_PER_MINUTE``      3600     ... and its steady rate after that
-``CHAT_RATE_LIMIT_REDIS_URL`` unset  counters in Redis (shared by instances);
-                                     unset: in this process
-==========================  =======  =========================================
+Settings: ``CHAT_MAX_MESSAGE_CHARS``, ``CHAT_MAX_METADATA_BYTES``, the
+``CHAT_SENDER_*`` and ``CHAT_IP_*`` rates (0 turns a rate limit off) and
+``CHAT_RATE_LIMIT_REDIS_URL``, read when the channel is built (bot/settings.py,
+``ChatLimits``, with their defaults).
 
 **Client address.** The socket's peer address (Sanic's ``request.ip``; the
 socket.io environ's ``REMOTE_ADDR`` is always ``127.0.0.1`` under Sanic).
@@ -50,11 +41,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
+
+from bot.settings import ChatLimits
 
 logger = logging.getLogger(__name__)
 
@@ -64,53 +55,12 @@ MAX_METADATA_DEPTH = 8
 MAX_BODY_BYTES = 1_000_000
 REDIS_RETRY_SECONDS = 30.0
 REDIS_TIMEOUT_SECONDS = 0.5
-REDIS_KEY_PREFIX = "helpdesk:chat-rate:"
 # In-process buckets: past this many, the full ones (idle long enough to be
 # back at their burst) are forgotten.
 MAX_LOCAL_BUCKETS = 20_000
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 UNSAFE_CHARS = re.compile("[\x00\ud800-\udfff]")
-
-
-def _int_setting(name: Text, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        logger.warning("%s=%r is not a whole number; using %d.", name, raw, default)
-        return default
-    return max(0, value)
-
-
-@dataclass(frozen=True)
-class ChatLimits:
-    """The chat limits' settings (table in this module's docstring and in README)."""
-
-    max_message_chars: int = 2000
-    max_metadata_bytes: int = 4096
-    sender_burst: int = 20
-    sender_per_minute: int = 60
-    ip_burst: int = 600
-    ip_per_minute: int = 3600
-    redis_url: Optional[Text] = None
-    # Deployments (or test stacks) sharing one Redis keep their counts apart.
-    redis_prefix: Text = REDIS_KEY_PREFIX
-
-    @classmethod
-    def from_env(cls) -> "ChatLimits":
-        return cls(
-            max_message_chars=_int_setting("CHAT_MAX_MESSAGE_CHARS", cls.max_message_chars),
-            max_metadata_bytes=_int_setting("CHAT_MAX_METADATA_BYTES", cls.max_metadata_bytes),
-            sender_burst=_int_setting("CHAT_SENDER_BURST", cls.sender_burst),
-            sender_per_minute=_int_setting("CHAT_SENDER_PER_MINUTE", cls.sender_per_minute),
-            ip_burst=_int_setting("CHAT_IP_BURST", cls.ip_burst),
-            ip_per_minute=_int_setting("CHAT_IP_PER_MINUTE", cls.ip_per_minute),
-            redis_url=os.environ.get("CHAT_RATE_LIMIT_REDIS_URL", "").strip() or None,
-            redis_prefix=os.environ.get("CHAT_RATE_LIMIT_REDIS_PREFIX", "").strip() or REDIS_KEY_PREFIX,
-        )
 
 
 # --- text and metadata -----------------------------------------------------

@@ -12,7 +12,7 @@ message: any ``identity`` or ``identity_token`` a client put in the metadata
 is removed (a token is never stored in the tracker), and a verified identity
 is added as ``metadata["identity"]`` (``verified: True``, ``via: "token"``, or
 ``"integration"`` for a REST integration holding the channel token). The
-actions only ask actions/identity.py whether the conversation's newest
+actions only ask actions/customer_identity.py whether the conversation's newest
 message carries one. An unsigned ``metadata.email`` stays a mere claim.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -69,10 +68,9 @@ class Identity:
         return {"email": self.email, "name": self.name, "external_id": self.external_id, "verified": True, "via": self.via}
 
 
-def identity_secret() -> Optional[Text]:
-    """``CHAT_IDENTITY_SECRET``, or None (then no identity token verifies; said once in the log)."""
+def usable_secret(secret: Optional[Text]) -> Optional[Text]:
+    """``CHAT_IDENTITY_SECRET`` as read (bot/settings.py), or None (then no identity token verifies; said once in the log)."""
     global _warned_no_secret
-    secret = os.environ.get(SECRET_SETTING, "")
     if secret:
         return secret
     if not _warned_no_secret:
@@ -197,7 +195,7 @@ def verified_email_of_session(events: Iterable[Any]) -> Optional[Text]:
     """The email of the newest verified identity since the conversation's last session start.
 
     ``events`` are a tracker's (Rasa's ``retrieve`` gives the latest session);
-    the same rule as actions/identity.py's ``verified_identity``.
+    the same rule as actions/customer_identity.py's ``verified_identity``.
     """
     from rasa.shared.core.events import SessionStarted, UserUttered
 

@@ -25,11 +25,11 @@ an FAQ answer waits once, and the slowest turns of a busy minute took twice
 the median (docs/benchmarks.md, "Conversations"). Here, once a message holds
 its conversation's lock, it takes one of ``max_concurrent`` slots, numbered
 in the order messages got there; a message waiting for a slot gets the
-first one freed, oldest message first. While a message waits for the action
-server (``EndpointConfig.request``: a custom action or a form's validation)
-it gives its slot up, and gets the next one freed after that — before any
-newer message — so the CPU goes to finishing the oldest messages, and a slow
-or hanging action server holds no slot that an FAQ answer needs. The slots
+first one freed, oldest message first. With the ``action_call_slot`` patch
+(bot/patches/action_call_slot.py), while a message waits for the action
+server it gives its slot up, and gets the next one freed after that — before
+any newer message — so the CPU goes to finishing the oldest messages, and a
+slow or hanging action server holds no slot that an FAQ answer needs. The slots
 are per Rasa process (another instance of the scaled profile has its own);
 ``max_concurrent: 0`` turns the limit off. A message waiting for its
 conversation's lock holds no slot, so a conversation's second message never
@@ -48,7 +48,6 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, List, Optional, Text, Tuple
 
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, RedisLockStore, TicketLock
-from rasa.utils.endpoints import EndpointConfig
 
 POLL_SECONDS = 0.02
 REDIS_POLL_SECONDS = 0.05
@@ -130,27 +129,11 @@ class SlotHolder:
             self.slots.release()
 
 
-# The slot holder of the message the current asyncio task is handling.
-_current_holder: contextvars.ContextVar[Optional[SlotHolder]] = contextvars.ContextVar(
+# The slot holder of the message the current asyncio task is handling
+# (for bot/patches/action_call_slot.py).
+current_holder: contextvars.ContextVar[Optional[SlotHolder]] = contextvars.ContextVar(
     "helpdesk_lock_store_slot", default=None
 )
-_original_request = EndpointConfig.request
-
-
-async def _request_without_slot(self: EndpointConfig, *args: Any, **kwargs: Any) -> Any:
-    """``EndpointConfig.request`` (the action-server call), with the message's slot given up while it waits."""
-    holder = _current_holder.get()
-    if holder is None or not holder.held:
-        return await _original_request(self, *args, **kwargs)
-    holder.release()
-    try:
-        return await _original_request(self, *args, **kwargs)
-    finally:
-        await holder.acquire()
-
-
-def install() -> None:
-    EndpointConfig.request = _request_without_slot
 
 
 def _max_concurrent(endpoint_config: Optional[Any]) -> int:
@@ -182,11 +165,11 @@ class ArrivalOrderMixin:
         async with super().lock(conversation_id, lock_lifetime, wait) as ticket_lock:  # type: ignore[misc]
             holder = SlotHolder(self._slots)
             await holder.acquire()
-            token = _current_holder.set(holder)
+            token = current_holder.set(holder)
             try:
                 yield ticket_lock
             finally:
-                _current_holder.reset(token)
+                current_holder.reset(token)
                 holder.release()
 
 
@@ -207,7 +190,3 @@ class QuickRedisLockStore(ArrivalOrderMixin, RedisLockStore):
         # What Rasa does for `type: redis`: the url is the host, the rest its settings.
         super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
         self._init_slots(limit)
-
-
-# Rasa imports this module when it reads endpoints.yml, before any message.
-install()

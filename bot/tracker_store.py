@@ -25,8 +25,9 @@ the other. What differs (measured in docs/benchmarks.md, "Conversations",
   call), and a retrieval selects the ``data`` column only (Rasa loads full
   ORM objects and uses only that column); new rows are inserted with one
   ``executemany`` rather than one ORM object each. Same filters and order,
-  same column values. Events are turned back into classes through
-  bot/event_types.py.
+  same column values. Events are turned back into classes by Rasa's
+  ``Event.resolve_by_type`` (with the ``event_types`` patch, a dict look-up:
+  bot/patches/event_types.py).
 - **The broker gets a save's events at once.** If the event broker has a
   ``publish_many`` (``bot.event_broker.HelpdeskSQLEventBroker``), the new
   events of a save are published in one call — one commit instead of one
@@ -71,9 +72,7 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
-from bot import event_types, sqlite
-
-event_types.install()
+from bot import sqlite
 
 logger = logging.getLogger(__name__)
 

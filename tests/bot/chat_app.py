@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -28,6 +27,7 @@ from sanic import Sanic
 from bot.channels import RedisSocketIOInput
 from bot.lock_store import QuickInMemoryLockStore
 from bot.rest_channel import HelpdeskRestInput
+from harness.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "test-chat-identity-secret-0123456789abcdef"
@@ -48,12 +48,6 @@ def domain() -> Domain:
     if _DOMAIN is None:
         _DOMAIN = Domain.load(str(REPO / "domain.yml"))
     return _DOMAIN
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Processor:

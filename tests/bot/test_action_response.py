@@ -1,4 +1,4 @@
-"""bot.action_response: every action-server response passes or fails exactly as with Rasa's own check."""
+"""bot.patches.action_response: every action-server response passes or fails exactly as with Rasa's own check."""
 
 from datetime import datetime
 
@@ -8,7 +8,7 @@ from rasa.core.actions.action import RemoteAction
 from rasa.shared.core import events as rasa_events
 from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 
-from bot import action_response
+from bot.patches import action_response
 
 EVENT_TYPES = [schema["properties"]["event"]["const"] for schema in EVENT_SCHEMA["oneOf"]]
 
@@ -104,7 +104,5 @@ def test_the_responses_rasa_rejects_are_left_to_rasas_check():
     assert not any(action_response.passes(result) for result in BAD)
 
 
-def test_rasa_uses_it_once_the_project_is_loaded():
-    import bot.components  # noqa: F401 - installs, as Rasa's model load does
-
+def test_rasa_uses_it_once_bot_is_imported():
     assert RemoteAction._validate_action_result is action_response.validate_action_result

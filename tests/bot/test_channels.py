@@ -22,7 +22,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from socketio import AsyncRedisManager
 from socketio.asyncio_pubsub_manager import AsyncPubSubManager
 
-from bot.channels import DEFAULT_REDIS_CHANNEL, RedisSocketIOInput, replies_to
+from bot.channels import RedisSocketIOInput, replies_to
+from bot.settings import DEFAULT_REDIS_CHANNEL
 from bot.lock_store import QuickInMemoryLockStore
 
 CREDENTIALS = {

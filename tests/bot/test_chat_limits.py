@@ -12,7 +12,7 @@ import pytest
 
 from bot.chat_limits import ChatLimits, LocalBuckets, RateLimiter, clean_metadata, clean_text, client_ip
 from bot.sessions import SessionSigner
-from tests.bot.chat_app import free_port
+from harness.ports import free_port
 
 
 def nested(depth):
@@ -80,29 +80,6 @@ def test_the_address_is_the_peers_unless_a_local_proxy_forwarded_it():
     assert client_ip("127.0.0.1", "10.9.9.9, 198.51.100.7") == "198.51.100.7"
     assert client_ip("127.0.0.1", None) == "127.0.0.1"
     assert client_ip("", None) == "unknown"
-
-
-# --- settings ------------------------------------------------------------
-
-
-def test_the_settings_have_the_contracts_defaults_and_are_read_from_the_environment(monkeypatch):
-    for name in (
-        "CHAT_MAX_MESSAGE_CHARS",
-        "CHAT_MAX_METADATA_BYTES",
-        "CHAT_SENDER_BURST",
-        "CHAT_SENDER_PER_MINUTE",
-        "CHAT_IP_BURST",
-        "CHAT_IP_PER_MINUTE",
-        "CHAT_RATE_LIMIT_REDIS_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    assert ChatLimits.from_env() == ChatLimits(2000, 4096, 20, 60, 600, 3600, None)
-
-    monkeypatch.setenv("CHAT_MAX_MESSAGE_CHARS", "500")
-    monkeypatch.setenv("CHAT_SENDER_BURST", "oops")
-    monkeypatch.setenv("CHAT_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:6379/4")
-    limits = ChatLimits.from_env()
-    assert (limits.max_message_chars, limits.sender_burst, limits.redis_url) == (500, 20, "redis://127.0.0.1:6379/4")
 
 
 # --- rates ---------------------------------------------------------------

@@ -1,12 +1,10 @@
-"""bot.event_types resolves event type names exactly as Rasa does."""
+"""bot.patches.event_types resolves event type names exactly as Rasa does."""
 
 import pytest
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.utils.common import all_subclasses
 
-from bot import event_types
-
-event_types.install()
+from bot.patches import event_types
 
 
 def rasas_answer(type_name, default=None):

@@ -1,11 +1,11 @@
-"""bot.fast_features joins sparse features exactly as scipy.sparse.hstack does."""
+"""bot.patches.fast_features joins sparse features exactly as scipy.sparse.hstack does."""
 
 import numpy as np
 import pytest
 import scipy.sparse
 from rasa.shared.nlu.training_data.features import Features
 
-from bot import fast_features
+from bot.patches import fast_features
 
 
 def _features(matrix, origin):

@@ -1,4 +1,4 @@
-"""bot.fast_json: Rasa's requests carry the same JSON values, written by ujson."""
+"""bot.patches.fast_json: Rasa's requests carry the same JSON values, written by ujson."""
 
 import asyncio
 import json
@@ -8,9 +8,7 @@ import pytest
 from aiohttp import web
 from rasa.utils.endpoints import EndpointConfig
 
-from bot import fast_json
-
-fast_json.install()
+from bot.patches import fast_json
 
 BODY = {
     "next_action": "action_identify_customer",

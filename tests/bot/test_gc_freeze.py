@@ -1,10 +1,10 @@
-"""bot.gc_freeze: what is alive after the model load is frozen out of full collections, once the server has started."""
+"""bot.patches.gc_freeze: what is alive after the model load is frozen out of full collections, once the server has started."""
 
 import gc
 
 import pytest
 
-from bot import gc_freeze
+from bot.patches import gc_freeze
 from bot.channels import RedisSocketIOInput
 
 
@@ -42,7 +42,7 @@ def test_objects_made_after_the_freeze_are_collected_as_before(unfrozen):
     assert gc.collect() >= 1
 
 
-def test_the_channel_freezes_after_the_server_has_started():
+def test_the_channel_registers_the_freeze_after_the_server_has_started():
     channel = RedisSocketIOInput.from_credentials({"session_persistence": True})
 
     async def on_new_message(message):  # pragma: no cover - never called

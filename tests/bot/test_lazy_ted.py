@@ -1,4 +1,4 @@
-"""bot.lazy_ted: TED's prediction is worked out only when it could win, and the ensemble picks what Rasa's picks."""
+"""bot.patches.lazy_ted: TED's prediction is worked out only when it could win, and the ensemble picks what Rasa's picks."""
 
 from pathlib import Path
 
@@ -10,7 +10,8 @@ from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot import components, lazy_ted
+from bot import components
+from bot.patches import lazy_ted
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "helpdesk.tar.gz"

@@ -6,6 +6,7 @@ from rasa.core.lock_store import InMemoryLockStore, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
 from bot import lock_store as quick
+from bot.patches import action_call_slot
 
 
 def test_endpoints_yml_type_builds_the_quick_store():
@@ -193,8 +194,8 @@ def test_a_message_waiting_for_the_action_server_holds_no_slot_and_is_served_bef
         await replied["event"].wait()
         return {"events": []}
 
-    monkeypatch.setattr(quick, "_original_request", fake_request)
-    monkeypatch.setattr(EndpointConfig, "request", quick._request_without_slot)
+    monkeypatch.setattr(action_call_slot, "_original_request", fake_request)
+    monkeypatch.setattr(EndpointConfig, "request", action_call_slot.request_without_slot)
 
     async def message_a():
         async with store.lock("a"):
@@ -231,5 +232,5 @@ def test_a_message_waiting_for_the_action_server_holds_no_slot_and_is_served_bef
     assert store._slots.active == 0 and store._slots.waiting == 0
 
 
-def test_loading_the_module_installs_the_request_that_gives_up_the_slot():
-    assert EndpointConfig.request is quick._request_without_slot
+def test_importing_bot_installs_the_request_that_gives_up_the_slot():
+    assert EndpointConfig.request is action_call_slot.request_without_slot

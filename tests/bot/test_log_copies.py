@@ -1,4 +1,4 @@
-"""bot.log_copies: no deep copy for a debug line that is not written, and only there."""
+"""bot.patches.log_copies: no deep copy for a debug line that is not written, and only there."""
 
 import ast
 import importlib
@@ -7,9 +7,7 @@ import logging
 
 import pytest
 
-from bot import log_copies
-
-log_copies.install()
+from bot.patches import log_copies
 
 
 def copy_uses(module):

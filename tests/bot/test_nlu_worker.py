@@ -1,4 +1,4 @@
-"""bot.nlu_worker: messages parsed in a second process as the server parses them, and the server's own parse whenever the worker cannot."""
+"""bot.patches.nlu_worker: messages parsed in a second process as the server parses them, and the server's own parse whenever the worker cannot."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
 
-from bot import nlu_worker
+from bot.patches import nlu_worker
 from bot.channels import RedisSocketIOInput
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def agent():
 
 @pytest.fixture
 def worker(agent, monkeypatch):
-    monkeypatch.setenv(nlu_worker.ENABLED_VARIABLE, "1")
+    monkeypatch.setenv("BOT_NLU_WORKER", "1")
     monkeypatch.setattr(nlu_worker, "BUSY_AT", 0)  # as if other messages were in hand
     started = nlu_worker.start(agent.processor)
     wait_until(lambda: started.ready or started.failed)
@@ -96,7 +96,7 @@ def test_a_worker_that_died_is_not_waited_for_and_is_replaced(agent, worker, mon
     os.kill(worker.pid(), signal.SIGKILL)
     wait_until(lambda: not alive(worker.pid()), 30)
 
-    with caplog.at_level(logging.WARNING, logger="bot.nlu_worker"):
+    with caplog.at_level(logging.WARNING, logger="bot.patches.nlu_worker"):
         assert parse(agent, "hi") == local_parse(agent, "hi")
     assert worker.failed and "the worker process died" in caplog.text
 
@@ -117,7 +117,7 @@ def test_a_parse_that_takes_too_long_is_done_by_the_server(agent, worker, caplog
     worker.timeout = 1e-6
     pid = worker.pid()
 
-    with caplog.at_level(logging.WARNING, logger="bot.nlu_worker"):
+    with caplog.at_level(logging.WARNING, logger="bot.patches.nlu_worker"):
         assert parse(agent, TEXTS[1]) == local_parse(agent, TEXTS[1])
 
     assert worker.failed and "no answer in" in caplog.text
@@ -125,7 +125,7 @@ def test_a_parse_that_takes_too_long_is_done_by_the_server(agent, worker, caplog
 
 
 def test_a_worker_with_another_model_than_the_servers_is_not_used(agent, caplog):
-    with caplog.at_level(logging.WARNING, logger="bot.nlu_worker"):
+    with caplog.at_level(logging.WARNING, logger="bot.patches.nlu_worker"):
         other = nlu_worker.NLUWorker(MODEL, model_id="not-this-model")
         try:
             wait_until(lambda: other.ready or other.failed)
@@ -178,24 +178,11 @@ def test_messages_in_hand_are_counted_also_when_handling_fails(agent, monkeypatc
 
 
 def test_switched_off_the_server_parses_everything(agent, monkeypatch):
-    monkeypatch.setenv(nlu_worker.ENABLED_VARIABLE, "0")
+    monkeypatch.setenv("BOT_NLU_WORKER", "0")
 
     assert nlu_worker.start(agent.processor) is None
     assert nlu_worker.current() is None
     assert parse(agent, "hi") == local_parse(agent, "hi")
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [("1", True), ("", False), ("0", False), ("off", False), ("yes", True)]
-)
-def test_the_switch(value, expected):
-    assert nlu_worker.enabled({nlu_worker.ENABLED_VARIABLE: value}) is expected
-    assert nlu_worker.enabled({}) is True
-
-
-@pytest.mark.parametrize(("value", "expected"), [("2.5", 2.5), ("0", 5.0), ("-1", 5.0), ("soon", 5.0), ("", 5.0)])
-def test_the_timeout_setting(value, expected):
-    assert nlu_worker.timeout_seconds({nlu_worker.TIMEOUT_VARIABLE: value}) == expected
 
 
 def test_the_worker_ends_when_the_server_is_killed(tmp_path):
@@ -204,7 +191,7 @@ def test_the_worker_ends_when_the_server_is_killed(tmp_path):
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         from rasa.core.agent import Agent
-        from bot import nlu_worker
+        from bot.patches import nlu_worker
 
         if __name__ == "__main__":
             worker = nlu_worker.start(Agent.load({str(MODEL)!r}).processor)
@@ -214,7 +201,7 @@ def test_the_worker_ends_when_the_server_is_killed(tmp_path):
             time.sleep(600)
     """))
     server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, env={**os.environ, nlu_worker.ENABLED_VARIABLE: "1"})
+                              text=True, env={**os.environ, "BOT_NLU_WORKER": "1"})
     try:
         pid = int(server.stdout.readline())
         assert alive(pid)

@@ -1,4 +1,4 @@
-"""bot.past_states gives every policy the past states Rasa's own function gives."""
+"""bot.patches.past_states gives every policy the past states Rasa's own function gives."""
 
 from pathlib import Path
 
@@ -7,10 +7,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot import past_states
+from bot.patches import past_states
 
 REPO = Path(__file__).resolve().parents[2]
-past_states.install()
 
 
 @pytest.fixture(scope="module")

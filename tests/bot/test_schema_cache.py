@@ -4,7 +4,7 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from bot import schema_cache
+from bot.patches import schema_cache
 
 SPEC = RemoteAction("action_x", None).action_response_format_spec()
 
@@ -35,6 +35,5 @@ def test_a_bad_schema_is_still_refused():
         schema_cache.validate({}, {"type": "no-such-type"})
 
 
-def test_rasa_uses_the_cached_validate_once_installed():
-    schema_cache.install()
+def test_the_process_uses_the_cached_validate_once_bot_is_imported():
     assert jsonschema.validate is schema_cache.validate

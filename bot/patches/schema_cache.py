@@ -4,10 +4,11 @@ Rasa 3.6 validates every action-server response with
 ``jsonschema.validate(result, spec)``, which first re-checks ``spec``
 against its meta-schema: 83 ms of the Rasa process's single event loop per
 custom action on this machine, against 1.1 ms with a validator built once
-(bench/conversations.py found it taking 22% of Rasa's time). This keeps the
-same contract (same errors, same best match) and caches the checked
-validator per schema. Installed by ``bot.components``, which Rasa imports
-when it loads the model.
+(bench/conversations.py found it taking 22% of Rasa's time; docs/benchmarks.md,
+"Conversations"). This keeps the same contract (same errors, same best
+match) and caches the checked validator per schema. It replaces the
+function for the whole process, so Rasa's other callers (events posted to
+its HTTP API, NLG responses, domain checks) get the same cache.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ works, and what failed before fails with the same error.
 
 ``install`` makes ``rasa.utils.endpoints.EndpointConfig.session`` (the
 session Rasa opens per action-server, NLG or model-server request) use it.
-Installed by ``bot.components``, which Rasa imports when it loads the model.
 """
 
 from __future__ import annotations

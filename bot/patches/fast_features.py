@@ -11,8 +11,6 @@ puts their entries side by side in one new COO matrix — the same rows,
 columns, values, dtype and order as ``hstack`` gives (a test compares
 them) — in a quarter of the time. Anything that is not two COO matrices
 keeps Rasa's own join.
-
-Installed by ``bot.components``, which Rasa imports when it loads the model.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ still frees frozen objects that nothing refers to; only reference cycles
 among them are kept, which is why this runs once, after the load. (A model
 replaced later through Rasa's ``PUT /model`` stays unfrozen.)
 
-Registered by the socket.io channel (bot/channels.py), which every
-configuration of this project runs (credentials.yml, credentials.scaled.yml).
+``LISTENERS`` are registered by the socket.io channel (bot/channels.py), which
+every configuration of this project runs (credentials.yml,
+credentials.scaled.yml), while this patch is active.
 """
 
 from __future__ import annotations
@@ -47,3 +48,6 @@ def freeze_long_lived() -> int:
 async def after_server_start(app: Any, _loop: Any) -> None:
     """Sanic listener: the model is loaded by now."""
     freeze_long_lived()
+
+
+LISTENERS = (("after_server_start", after_server_start),)

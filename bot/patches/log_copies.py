@@ -6,15 +6,16 @@ structlog, passing deep copies of what they log:
 after every action, the tracker's past states at every prediction, the
 prediction's events, the parse data of every message. Python works out a
 call's arguments before the call, so each copy is made even when debug
-logging is off (``rasa run`` without ``--debug``) and the call does nothing.
+logging is off (``rasa run`` without ``--debug``) and the call does nothing
+(measured together with the ``past_states`` patch: docs/benchmarks.md, "Past
+states once per prediction").
 
 Those modules use ``copy`` for these log lines only. This gives each of
 them a ``copy`` of its own whose ``deepcopy`` copies only while Rasa logs
 at debug level (``logging.getLogger("rasa")``, whose level Rasa sets from
 ``--debug`` / ``LOG_LEVEL`` together with structlog's) and otherwise hands
 the object back as it is, to a log call that drops it. Everything else is
-the standard ``copy`` module. Installed by ``bot.components``;
-``tests/bot/test_log_copies.py`` checks the modules still use ``copy``
+the standard ``copy`` module. ``tests/bot/test_log_copies.py`` checks the modules still use ``copy``
 only there.
 """
 

@@ -36,15 +36,16 @@ Parse results are the same as the server's own: the same model, the same
 code (``MessageProcessor._parse_message_with_graph``'s steps on the NLU
 targets only); tests/bot/test_nlu_worker.py compares them.
 
-Settings (environment): ``BOT_NLU_WORKER`` (``1``, the default, or ``0`` to
-parse in the server's process), ``BOT_NLU_WORKER_TIMEOUT`` (seconds one parse
-may take before the server parses the message itself; default 5).
+Settings (bot/settings.py): ``BOT_NLU_WORKER`` (``1``, the default, or ``0``
+to parse in the server's process), ``BOT_NLU_WORKER_TIMEOUT`` (seconds one
+parse may take before the server parses the message itself; default 5).
 
-Started by the socket.io channel's ``after_server_start`` listener
-(bot/channels.py), which every configuration of this project runs; ``rasa
-test``, ``rasa shell`` and the unit tests parse in their own process. The
-scaled profile and the Kubernetes manifests set ``BOT_NLU_WORKER=0``: their
-Rasa instances already fill the cores (docs/benchmarks.md).
+Started by this module's ``LISTENERS``, which the socket.io channel
+(bot/channels.py, in every configuration of this project) registers while the
+patch is active; ``rasa test``, ``rasa shell`` and the unit tests parse in
+their own process. The scaled profile and the Kubernetes manifests set
+``BOT_NLU_WORKER=0``: their Rasa instances already fill the cores
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -70,28 +71,13 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.utils.common import TempDirectoryPath, get_temp_dir_name
 
+from bot import settings
+
 logger = logging.getLogger(__name__)
 
-ENABLED_VARIABLE = "BOT_NLU_WORKER"
-TIMEOUT_VARIABLE = "BOT_NLU_WORKER_TIMEOUT"
-DEFAULT_TIMEOUT = 5.0
 RESTART_DELAY = 30.0
 MAX_RESTART_DELAY = 600.0
 PARENT_CHECK_INTERVAL = 1.0
-
-
-def enabled(environ: Optional[Dict[Text, Text]] = None) -> bool:
-    value = (environ if environ is not None else os.environ).get(ENABLED_VARIABLE, "1").strip().lower()
-    return value not in ("0", "false", "no", "off", "")
-
-
-def timeout_seconds(environ: Optional[Dict[Text, Text]] = None) -> float:
-    raw = (environ if environ is not None else os.environ).get(TIMEOUT_VARIABLE, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if value > 0 else DEFAULT_TIMEOUT
 
 
 def model_file(processor: MessageProcessor) -> Path:
@@ -123,8 +109,9 @@ def _load(model_path: Text, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The server has printed the model's warnings already.
     warnings.simplefilter("ignore")
-    import bot.components  # noqa: F401  (the model's own component classes and their patches)
-
+    # Unpickling this function imported ``bot``, which installed the patches
+    # BOT_PATCHES selects (inherited from the server); the model archive names
+    # bot.components' classes, which Rasa imports as it reads the schema.
     with TempDirectoryPath(get_temp_dir_name()) as temporary_directory:
         storage, metadata = LocalModelStorage.from_model_archive(
             storage_path=Path(temporary_directory), model_archive_path=Path(model_path)
@@ -158,7 +145,9 @@ def _parse(text: Text, message_id: Optional[Text]) -> Dict[Text, Any]:
 class NLUWorker:
     """One worker process with one model's NLU part; ``parse`` returns None when it cannot help."""
 
-    def __init__(self, model_path: Path, model_id: Text, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, model_path: Path, model_id: Text, timeout: float = settings.BotSettings.nlu_worker_timeout
+    ) -> None:
         self.model_path = Path(model_path)
         self.model_id = model_id
         self.timeout = timeout
@@ -257,14 +246,15 @@ def busy() -> bool:
 def start(processor: MessageProcessor) -> Optional[NLUWorker]:
     """Starts a worker with the processor's model, ending any other; None when switched off."""
     global _worker, _wanted
-    if not enabled():
-        logger.info("The NLU worker is off (%s=0): messages are parsed in the server.", ENABLED_VARIABLE)
+    current = settings.from_env()
+    if not current.nlu_worker:
+        logger.info("The NLU worker is off (BOT_NLU_WORKER=0): messages are parsed in the server.")
         stop()
         return None
     _wanted = True
     if _worker is not None:
         _worker.stop()
-    _worker = NLUWorker(model_file(processor), processor.model_metadata.model_id, timeout_seconds())
+    _worker = NLUWorker(model_file(processor), processor.model_metadata.model_id, current.nlu_worker_timeout)
     return _worker
 
 
@@ -329,3 +319,6 @@ async def after_server_start(app: Any, _loop: Any) -> None:
 
 async def after_server_stop(_app: Any, _loop: Any) -> None:
     stop()
+
+
+LISTENERS = (("after_server_start", after_server_start), ("after_server_stop", after_server_stop))

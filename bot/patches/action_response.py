@@ -21,8 +21,6 @@ goes to Rasa's own check, unchanged, which raises exactly the error it
 raised before (or, should it accept what this check did not, accepts it).
 ``tests/bot/test_action_response.py`` checks both answers on valid and
 invalid responses of every event type.
-
-Installed by ``bot.components``, which Rasa imports when it loads the model.
 """
 
 from __future__ import annotations

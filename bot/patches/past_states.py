@@ -16,9 +16,8 @@ last event (events are only ever appended; a reset replaces them). Every
 caller gets a list of its own, two levels deep, as the policies change the
 last state's user part in place (``_choose_last_user_input``). Anything
 else — a different tracker, a new event, other arguments — is worked out
-by Rasa's function as before. Installed by ``bot.components``, which Rasa
-imports when it loads the model; ``tests/bot/test_past_states.py`` checks
-the lists are Rasa's.
+by Rasa's function as before. ``tests/bot/test_past_states.py`` checks the
+lists are Rasa's.
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ the same class: the first non-abstract subclass, in Rasa's order, with that
 ``type_name``. The dict is emptied whenever a new ``Event`` subclass is
 defined (``__init_subclass__``), so a class defined later is found exactly
 as Rasa would find it. Unknown names go to Rasa's own function (its
-``topic``, ``default`` and error behaviour). Installed by ``bot.components``
-and ``bot.tracker_store``, which Rasa imports when it starts.
+``topic``, ``default`` and error behaviour).
 """
 
 from __future__ import annotations
