@@ -2,7 +2,6 @@
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 import time
@@ -43,9 +42,6 @@ KEY_PREFIX = "crm"
 # Writing last_used_at on every request would turn each read into a write;
 # minute resolution is plenty to spot unused keys.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# How long a worker trusts a key it verified (VerifiedKeyCache); this bounds
-# how long a revoked key still works in the other worker processes.
-DEFAULT_CACHE_SECONDS = 5.0
 
 
 class UnknownScopeError(ValueError):
@@ -145,9 +141,7 @@ def verified_keys() -> VerifiedKeyCache:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault(
-        "API_KEY_CACHE_SECONDS", float(os.environ.get("CRM_API_KEY_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
-    )
+    # How long a worker trusts a key it verified: CRM_API_KEY_CACHE_SECONDS.
     app.extensions["crm_verified_keys"] = VerifiedKeyCache(float(app.config["API_KEY_CACHE_SECONDS"]))
 
 

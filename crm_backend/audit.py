@@ -15,15 +15,12 @@ CLI_ACTOR = ("cli", None, "crm command line")
 def current_actor() -> tuple[str, int | None, str]:
     """(actor_type, actor_id, actor_name) of whoever makes the current change."""
     if has_request_context():
-        # A signed-in agent of the console (crm_backend/console) sets this.
+        # Whoever authenticated the request says who it is: a signed-in agent
+        # of the console (crm_backend/console/auth.py) or an API key
+        # (crm_backend/auth.py); audit knows neither, so neither import cycle.
         actor = g.get("audit_actor")
         if actor is not None:
             return actor
-        from .auth import auth  # imported late: auth imports the db layer
-
-        api_key = auth.current_user
-        if api_key is not None:
-            return ("api_key", api_key.id, api_key.name)
     return CLI_ACTOR
 
 

@@ -34,7 +34,12 @@ def request_api_key() -> api_keys.VerifiedKey | None:
 @auth.verify_token
 def _verify_token(token: str) -> api_keys.VerifiedKey | None:
     # auth.current_user is then a VerifiedKey (id, name, prefix, scopes).
-    return _verified(token)
+    verified = _verified(token)
+    if verified is not None:
+        # Changes this request makes are audited as the key's; a console
+        # agent set earlier stays the actor (crm_backend/audit.py).
+        g.setdefault("audit_actor", ("api_key", verified.id, verified.name))
+    return verified
 
 
 @auth.error_handler

@@ -13,8 +13,6 @@ directly could claim any address.
 
 from __future__ import annotations
 
-import os
-
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import create_app as create_crm_app
@@ -22,6 +20,6 @@ from . import create_app as create_crm_app
 
 def create_app(test_config: dict | None = None):
     app = create_crm_app(test_config)
-    hops = int(os.environ.get("CRM_PROXY_HOPS", "1"))
+    hops = app.config["CRM_PROXY_HOPS"]
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -203,10 +203,3 @@ def _write_secret(path: Path, secret: str) -> None:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
-
-def init_app(app: Flask) -> None:
-    for command in (init_db, seed_demo, create_agent, create_api_key, ensure_api_key):
-        app.cli.add_command(command)
-    from .insights.commands import insights_group
-
-    app.cli.add_command(insights_group)

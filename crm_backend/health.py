@@ -47,7 +47,6 @@ def check_migrations() -> str | None:
 def init_app(app: Flask) -> None:
     register_check(app, "database", check_database)
     register_check(app, "migrations", check_migrations)
-    app.register_blueprint(bp)
 
 
 @bp.get("/healthz")

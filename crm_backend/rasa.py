@@ -1,7 +1,7 @@
 """The one module through which the CRM talks to the Rasa server (its HTTP API).
 
 Agents' replies and the end of a handoff reach the customer this way
-(DESIGN "Human handoff"): a ``bot`` event appended to the conversation's
+(docs/architecture.md, "Human handoff"): a ``bot`` event appended to the conversation's
 tracker with ``output_channel=socketio&execute_side_effects=true`` is pushed
 to the customer's open socket, and ``trigger_intent`` makes the assistant
 speak again after a handoff is resolved.

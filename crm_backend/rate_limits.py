@@ -3,14 +3,15 @@
 Clients are counted by the id of their API key once it is verified (a
 wrong key never spends another key's budget), and requests without a valid
 key by address, apart from every key.
+The limit, the switch and the storage are settings (crm_backend/settings.py:
+``CRM_RATE_LIMIT``, ``CRM_RATE_LIMIT_ENABLED``, ``RATELIMIT_STORAGE_URI``,
+under Flask-Limiter's ``RATELIMIT_*`` keys).
 Counters live in ``RATELIMIT_STORAGE_URI``: ``memory://`` (the default) counts
 per worker process, so N gunicorn workers allow up to N times the limit;
 ``redis://host:port/db`` gives every worker and machine one shared count (the
 scaled profile). When Redis does not answer, each worker counts in memory
 until it does again: a Redis outage never turns API calls into errors.
 """
-
-import os
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -20,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from .auth import request_api_key
 from .db import get_session
 
-DEFAULT_LIMIT = "6000 per minute"
 # A Redis that stops answering must not hold a request for long; after a
 # failure Flask-Limiter tries it again after 1, 2, 4, ... seconds.
 SHARED_STORAGE_OPTIONS = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25, "key_prefix": "crm-limits"}
@@ -44,9 +44,6 @@ def _exempt() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_DEFAULT", os.environ.get("CRM_RATE_LIMIT", DEFAULT_LIMIT))
-    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://"))
-    app.config.setdefault("RATELIMIT_ENABLED", os.environ.get("CRM_RATE_LIMIT_ENABLED", "1") != "0")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     if not app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", dict(SHARED_STORAGE_OPTIONS))

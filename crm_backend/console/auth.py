@@ -151,7 +151,7 @@ def limit_logins(app: Flask) -> None:
     from . import login_delays
 
     if app.extensions.get("crm_limiter") is None:
-        raise RuntimeError("the agent console needs the rate limiter: call console.init_app after api.init_app")
+        raise RuntimeError("the agent console needs the rate limiter: call console.init_app after rate_limits.init_app")
     login_delays.init_app(app)
 
 

@@ -124,7 +124,7 @@ def dashboard():
         ranges=RANGES,
         summary=queries.summary(session, period).rows[0],
         sections={section["report"].name: section for section in sections},
-        currency=current_app.config.get("INSIGHTS_CURRENCY", "GBP"),
+        currency=current_app.config["INSIGHTS_CURRENCY"],
         charts_built=(STATIC / BUNDLE).exists(),
         needs_by_week=needs_by_week,
     )

@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import models
-from ..classifier import ClassifierUnavailable
+from ..needs import ClassifierUnavailable
 from ..db import utcnow
 from ..handoffs.service import ACTIVE, find_handoffs
 from ..models import Feedback, Handoff, HandoffMessage, Ticket
 from ..tickets.service import find_tickets
 
 QUEUE_LIMIT = 200
-# The demo shop's needs (DESIGN "Need classification"), offered when no model is loaded.
+# The demo shop's needs (docs/architecture.md, "Need classification"), offered when no model is loaded.
 DEFAULT_NEEDS = (
     "order_status",
     "delivery_problem",

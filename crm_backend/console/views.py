@@ -265,5 +265,5 @@ def customer(customer_id: int):
         "console/customer.html",
         customer=record,
         panel=queries.customer_record(session, customer_id),
-        currency=current_app.config.get("INSIGHTS_CURRENCY", "GBP"),
+        currency=current_app.config["INSIGHTS_CURRENCY"],
     )

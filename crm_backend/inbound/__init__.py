@@ -4,15 +4,6 @@ Sources are rows of ``inbound_sources``, added with `crm inbound add-source
 NAME --kind shop|email`, which prints the source's secret once. Each kind
 has its handlers (handlers.py); a source's events are verified with its
 secret (Standard Webhooks), refused when older than 5 minutes, and handled
-once per webhook-id.
+once per webhook-id. ``create_app`` registers the blueprint (views.py) and
+the commands (commands.py).
 """
-
-from flask import Flask
-
-
-def init_app(app: Flask) -> None:
-    from .commands import inbound_group
-    from .views import bp
-
-    app.register_blueprint(bp)
-    app.cli.add_command(inbound_group)

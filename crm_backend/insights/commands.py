@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..commands import require_current_schema
 from ..db import get_session
 from . import nightly, service
 
@@ -49,8 +50,6 @@ def recompute(no_train: bool) -> None:
 
     The last line is a JSON object of figures and counts.
     """
-    from ..commands import require_current_schema
-
     require_current_schema()
     started = time.perf_counter()
     try:
@@ -81,8 +80,6 @@ def evaluate(save: bool) -> None:
     Nothing is stored unless --save. The last line is a JSON object with the
     churn model's auc and base_rate and the segments' k and silhouette per k.
     """
-    from ..commands import require_current_schema
-
     require_current_schema()
     session = get_session()
     try:
@@ -112,8 +109,6 @@ def nightly_command(at: str | None, no_train: bool) -> None:
     recompute, this one's, `crm insights recompute`'s or another machine's,
     takes the same lease in the database, so two never run at once.
     """
-    from ..commands import require_current_schema
-
     require_current_schema()
     try:
         schedule = nightly.schedule_from_config(current_app.config, at)

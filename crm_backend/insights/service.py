@@ -25,9 +25,9 @@ from sqlalchemy.orm.attributes import flag_modified
 from threadpoolctl import threadpool_limits
 
 from .. import dead_letters
-from ..config import settings_from_env
 from ..db import utcnow
 from ..models import LOYALTY_TIERS, Customer, InsightModel
+from ..settings import Settings
 from . import churn, formulas, segments
 from .history import BATCH_SIZE, History, customer_id_batches, load_histories
 
@@ -77,7 +77,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
 
 def current_settings() -> InsightSettings:
     """The app's settings; outside an app (a script), the environment's."""
-    return InsightSettings.from_config(current_app.config if has_app_context() else settings_from_env())
+    return InsightSettings.from_config(current_app.config if has_app_context() else Settings.from_env().flask_config())
 
 
 # --- stored models ----------------------------------------------------------

@@ -13,7 +13,6 @@ the reason it is off everywhere else.
 """
 
 import logging
-import os
 import time
 
 import jwt
@@ -50,20 +49,14 @@ def sign_identity(
     return jwt.encode(claims, secret.encode("utf-8"), algorithm="HS256")
 
 
-def _setting(name: str, default: str) -> str:
-    # The app's config wins (tests); otherwise the environment make run exports.
-    value = current_app.config.get(name)
-    return str(value) if value is not None else os.environ.get(name, default)
-
-
 def identity_secret() -> str | None:
-    secret = _setting("CHAT_IDENTITY_SECRET", "")
+    secret = current_app.config["CHAT_IDENTITY_SECRET"] or ""
     return secret if secret.strip() else None
 
 
 def demo_customer() -> Customer | None:
     """Ada, when the demo may sign her identity (seeded demo, secret set); otherwise None."""
-    if _setting("SEED_DEMO", "1").strip() == "0" or identity_secret() is None:
+    if not current_app.config["SEED_DEMO"] or identity_secret() is None:
         return None
     try:
         return get_session().scalars(select(Customer).where(Customer.email == DEMO_CUSTOMER_EMAIL)).first()

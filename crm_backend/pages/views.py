@@ -31,7 +31,7 @@ def rasa_public_url() -> str:
     host = parts.hostname or "localhost"
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{current_app.config.get('RASA_PORT', 5005)}"
+    return f"{parts.scheme}://{host}:{current_app.config['RASA_PORT']}"
 
 
 @bp.get("/")

@@ -10,6 +10,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ..commands import require_current_schema
+
 webhooks_group = AppGroup("webhooks", help="Outbound webhooks.")
 
 
@@ -18,7 +20,6 @@ webhooks_group = AppGroup("webhooks", help="Outbound webhooks.")
 @click.option("--poll-interval", type=click.FloatRange(0.01, 60), default=0.25, show_default=True, help="Seconds between looks at the outbox when idle.")
 def worker_command(concurrency: int, poll_interval: float) -> None:
     """Deliver outbox events until SIGTERM or SIGINT (safe to run several)."""
-    from ..commands import require_current_schema
     from .worker import Worker
 
     require_current_schema()

@@ -32,11 +32,11 @@ class SecretsKeyError(RuntimeError):
     """The encryption key is missing or does not fit the stored secrets."""
 
 
-def default_key_file(database_url: str) -> Path:
+def default_key_file(database_url: str, var_dir: str) -> Path:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).resolve().parent / KEY_FILE_NAME
-    return Path(os.environ.get("VAR_DIR", "var")).resolve() / KEY_FILE_NAME
+    return Path(var_dir).resolve() / KEY_FILE_NAME
 
 
 def _read_or_create_key_file(path: Path) -> bytes:
@@ -93,11 +93,11 @@ class SecretBox:
 
 
 def init_app(app) -> None:
-    app.config.setdefault("WEBHOOK_SECRETS_KEY", os.environ.get("WEBHOOK_SECRETS_KEY") or None)
-    key_file = app.config.get("WEBHOOK_SECRETS_KEY_FILE") or os.environ.get("WEBHOOK_SECRETS_KEY_FILE")
+    config = app.config
+    key_file = config["WEBHOOK_SECRETS_KEY_FILE"]
     app.extensions["crm_secret_box"] = SecretBox(
-        app.config["WEBHOOK_SECRETS_KEY"],
-        Path(key_file) if key_file else default_key_file(app.config["DATABASE_URL"]),
+        config["WEBHOOK_SECRETS_KEY"],
+        Path(key_file) if key_file else default_key_file(config["DATABASE_URL"], config["VAR_DIR"]),
     )
 
 

@@ -20,6 +20,10 @@ ALLOWED_SCHEMES = {"http": 80, "https": 443}
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 Resolver = Callable[[str, int], list[str]]
+PRIVATE_TARGETS_WARNING = (
+    "WEBHOOK_ALLOW_PRIVATE is on: webhooks may target private, loopback and link-local "
+    "addresses (the SSRF guard is off); for local testing only"
+)
 
 
 class UnsafeURL(ValueError):

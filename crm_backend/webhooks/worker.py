@@ -28,7 +28,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import dead_letters
-from . import PRIVATE_TARGETS_WARNING, delivery, ssrf
+from . import delivery, ssrf
 from .delivery import Claimed, Policy
 from .transport import Outcome
 
@@ -200,7 +200,7 @@ class Worker:
         Returns how many sends were still in flight when it gave up waiting.
         """
         if self.policy.allow_private:
-            log.warning(PRIVATE_TARGETS_WARNING)
+            log.warning(ssrf.PRIVATE_TARGETS_WARNING)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="webhook")
         in_flight = 0
         errors_in_a_row = 0

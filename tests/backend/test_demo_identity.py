@@ -19,7 +19,7 @@ def shop(app, tmp_path):
     """The CRM with the demo seeded and the identity secret set, as `make run` starts it."""
     bundle = tmp_path / "widget.js"
     bundle.write_text("/* test bundle */")
-    app.config.update(CHAT_IDENTITY_SECRET=SECRET, SEED_DEMO="1", WIDGET_BUNDLE_PATH=str(bundle))
+    app.config.update(CHAT_IDENTITY_SECRET=SECRET, SEED_DEMO=True, WIDGET_BUNDLE_PATH=str(bundle))
     with app.app_context():
         seed_customers(get_session())
     return app
@@ -116,7 +116,7 @@ def test_signed_in_1_renders_one_page_as_ada_without_remembering_her(shop):
 
 @pytest.mark.parametrize(
     "config",
-    [{"CHAT_IDENTITY_SECRET": ""}, {"SEED_DEMO": "0"}],
+    [{"CHAT_IDENTITY_SECRET": ""}, {"SEED_DEMO": False}],
     ids=["no secret", "demo not seeded"],
 )
 def test_without_the_demo_or_the_secret_nobody_is_signed_in(shop, config):
@@ -134,7 +134,7 @@ def test_without_the_demo_or_the_secret_nobody_is_signed_in(shop, config):
 
 
 def test_without_ada_in_the_database_there_is_no_demo_sign_in(app):
-    app.config.update(CHAT_IDENTITY_SECRET=SECRET, SEED_DEMO="1")
+    app.config.update(CHAT_IDENTITY_SECRET=SECRET, SEED_DEMO=True)
     client = app.test_client()
 
     assert client.post("/demo/identity-token").status_code == 404

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from crm_backend import create_app
-from crm_backend.config import settings_from_env
+from crm_backend.settings import Settings
 
 BUNDLE = b"/*! test bundle */(()=>{window.HelpdeskChat={}})();"
 
@@ -70,10 +70,10 @@ def test_rasa_public_url_and_port_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("RASA_PUBLIC_URL", "https://chat.example.com")
     monkeypatch.setenv("RASA_PORT", "6006")
 
-    settings = settings_from_env()
+    settings = Settings.from_env()
 
-    assert settings["RASA_PUBLIC_URL"] == "https://chat.example.com"
-    assert settings["RASA_PORT"] == 6006
+    assert settings.rasa_public_url == "https://chat.example.com"
+    assert settings.rasa_port == 6006
 
 
 def test_the_page_never_tells_the_widget_an_unsigned_email(pages):

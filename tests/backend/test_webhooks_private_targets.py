@@ -5,7 +5,7 @@ import logging
 import threading
 
 from crm_backend import create_app
-from crm_backend.webhooks import PRIVATE_TARGETS_WARNING
+from crm_backend.webhooks.ssrf import PRIVATE_TARGETS_WARNING
 from crm_backend.webhooks.worker import Worker
 
 
