@@ -5,7 +5,7 @@ official test split) and on the demo shop's own split, parses the JSON last
 line of each, and prints a Markdown table with the goals and the gap to the
 published numbers.
 
-    .venv/backend/bin/python bench/classifier.py [--banking77 DIR]
+    .venv/backend/bin/python -m bench.classifier [--banking77 DIR]
 """
 
 import argparse
@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO
+
 CRM = REPO / ".venv" / "backend" / "bin" / "crm"
 # Casanueva et al. 2020, "Efficient Intent Detection with Dual Sentence
 # Encoders", full training data, accuracy on the 3,080 test texts.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the need classifier only when what it is trained from has changed:
-# the fingerprint hashes data/needs/train.csv, the classifier's code and the
+# the fingerprint hashes data/needs/train.csv, the code of crm_backend/needs and the
 # backend lock file (library versions). Agents' corrections in the database are
 # picked up by the next `crm classifier train`, run by hand or on a schedule.
 set -euo pipefail
@@ -13,7 +13,7 @@ fingerprint_file=models/needs.fingerprint
 fingerprint=$(
   {
     sha256sum "$data" requirements/backend.lock
-    find crm_backend/classifier -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum
+    find crm_backend/needs -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum
   } | sha256sum | cut -d' ' -f1
 )
 

@@ -40,7 +40,7 @@ def record_feedback(
     handoff_id: int | None = None,
     channel: str = "chat",
 ) -> Feedback:
-    from ..classifier import classify_or_other
+    from ..needs import classify_or_other
 
     handoff = _handoff_for(session, handoff_id, conversation_id)
     # One score per conversation and per handoff (chat_limits).

@@ -38,7 +38,7 @@ def classify_ticket(subject: str, description: str) -> tuple[str, float | None]:
     The one place tickets meet the need classifier. Without a model the
     ticket is still created, as ``other`` with no confidence.
     """
-    from ..classifier import classify_or_other
+    from ..needs import classify_or_other
 
     return classify_or_other(f"{subject}\n{description}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_backend.classifier.model import fit, save
+from crm_backend.needs.model import fit, save
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TRAIN = REPO / "data" / "needs" / "train.csv"

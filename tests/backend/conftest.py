@@ -86,28 +86,28 @@ def add_customers(app):
 @pytest.fixture
 def fake_classifier(monkeypatch):
     """Replace the need classifier with a keyword rule; returns the texts it was asked about."""
-    from crm_backend import classifier
+    from crm_backend.needs import Prediction, service
 
     seen: list[str] = []
 
     def classify(text: str):
         seen.append(text)
         label, confidence = ("refund", 0.91) if "refund" in text.lower() else ("order_status", 0.55)
-        return classifier.Prediction(label=label, confidence=confidence, top=[(label, confidence)])
+        return Prediction(label=label, confidence=confidence, top=[(label, confidence)])
 
-    monkeypatch.setattr(classifier, "classify", classify)
+    monkeypatch.setattr(service, "classify", classify)
     return seen
 
 
 @pytest.fixture
 def no_classifier(monkeypatch):
     """A need classifier with no model loaded."""
-    from crm_backend import classifier
+    from crm_backend.needs import ClassifierUnavailable, service
 
     def classify(text: str):
-        raise classifier.ClassifierUnavailable("no model")
+        raise ClassifierUnavailable("no model")
 
-    monkeypatch.setattr(classifier, "classify", classify)
+    monkeypatch.setattr(service, "classify", classify)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from crm_backend.classifier import ClassifierUnavailable, Prediction
-from crm_backend.classifier.corrections import Correction, merge, register_source
-from crm_backend.classifier.model import fit, load, save
-from crm_backend.classifier.store import ModelStore
-from crm_backend.classifier.text import mask_pii, normalise
+from crm_backend.needs import ClassifierUnavailable, Prediction
+from crm_backend.needs.corrections import Correction, merge, register_source
+from crm_backend.needs.model import fit, load, save
+from crm_backend.needs.store import ModelStore
+from crm_backend.needs.text import mask_pii, normalise
 from classifier_fixtures import DEMO_TEST, DEMO_TRAIN, read_csv, write_csv
 
 # --- text -------------------------------------------------------------------
@@ -67,14 +67,26 @@ def test_prediction_has_label_confidence_and_best_three(demo_model):
     assert 0 < sum(confidences) <= 1.0001
 
 
-@pytest.mark.parametrize("model_name", ["demo_model", "tiny_model"])
-def test_fast_paths_give_the_pipelines_probabilities(model_name, request):
-    model = request.getfixturevalue(model_name)
-    texts = ["i want my money back", "cant log in!! pls", "Is the pan induction safe?", "zzzz", "the the the kettle"]
-    expected = model.pipeline.predict_proba(texts)
-    assert model.probabilities(texts) == pytest.approx(expected, abs=1e-9)
-    for text, row in zip(texts, expected):
-        assert model.probabilities([text])[0] == pytest.approx(row, abs=1e-9)
+def test_the_features_step_gives_the_probabilities_of_the_plain_pipeline():
+    """WordAndCharTfidf is a faster FeatureUnion of its two TfidfVectorizers: same fit, same probabilities."""
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.pipeline import FeatureUnion
+
+    from crm_backend.needs.model import build_pipeline
+
+    texts, labels = read_csv(DEMO_TRAIN)
+    texts, labels = texts[::3], labels[::3]  # a third keeps every label and the fit quick
+    fast = build_pipeline().fit(texts, labels)
+    features = fast.named_steps["features"]
+    plain = clone(fast).set_params(
+        features=FeatureUnion([("word", clone(features.word_)), ("char", clone(features.char_))])
+    ).fit(texts, labels)
+
+    sample = read_csv(DEMO_TEST)[0][:40] + ["i want my money back", "cant log in!! pls", "zzzz", "the the the kettle", ""]
+    assert np.allclose(fast.predict_proba(sample), plain.predict_proba(sample), rtol=0, atol=1e-9)
+    for text in sample[:5]:
+        assert np.allclose(fast.predict_proba([text]), plain.predict_proba([text]), rtol=0, atol=1e-9)
 
 
 def test_low_confidence_becomes_other(demo_model):
@@ -97,7 +109,7 @@ def test_explanation_names_words_of_the_text(demo_model):
 
 
 def test_one_label_cannot_be_trained():
-    from crm_backend.classifier.model import TrainingError
+    from crm_backend.needs.model import TrainingError
 
     with pytest.raises(TrainingError, match="only one label"):
         fit(["a", "b"], ["x", "x"])
@@ -115,6 +127,29 @@ def test_saved_model_round_trips_with_its_metadata(demo_model, demo_model_path):
     assert len(metadata["data_sha256"]) == 64
     assert metadata["versions"]["scikit-learn"]
     assert datetime.fromisoformat(metadata["created_at"]).tzinfo is not None
+
+
+def test_a_model_that_has_served_saves_and_loads_without_its_serving_tables(tiny_model, tmp_path):
+    before = tiny_model.predict("my kettle is broken")  # builds the features step's per-process tables
+    loaded = load(save(tiny_model, tmp_path / "served.skops"))
+    assert "_serving" not in vars(loaded.pipeline.named_steps["features"])
+    assert loaded.predict("my kettle is broken") == before
+
+
+def test_a_file_from_the_former_classifier_package_asks_to_be_retrained(tmp_path):
+    import skops.io as sio
+
+    path = tmp_path / "old.skops"
+    sio.dump({"pipeline": FormerStep(), "metadata": {"format_version": 1}}, path)
+    with pytest.raises(ClassifierUnavailable, match="format 1.*crm classifier train"):
+        load(path)
+
+
+class FormerStep:
+    pass
+
+
+FormerStep.__module__ = "crm_backend.classifier.text"  # where model format 1 kept its own steps
 
 
 def test_a_file_with_foreign_types_is_refused(tmp_path):
@@ -267,7 +302,7 @@ def test_bad_csv_gets_one_clear_sentence(run_cli, tmp_path, content, message):
 
 
 def test_agents_corrected_tickets_are_training_corrections(app, run_cli, small_csvs, tmp_path):
-    from crm_backend.classifier.corrections import collect
+    from crm_backend.needs.corrections import collect
     from crm_backend.db import get_session
     from crm_backend.models import Customer, Ticket
 
@@ -288,22 +323,19 @@ def test_agents_corrected_tickets_are_training_corrections(app, run_cli, small_c
     assert "including 1 correction(s)" in result.output
 
 
-def test_character_ngrams_from_the_word_cache_match_the_vectorizer(demo_model):
-    from crm_backend.classifier.model import CharGramCache
+def test_the_features_step_gives_the_matrix_of_its_two_vectorizers(demo_model):
+    import scipy.sparse
 
     features = demo_model.pipeline.named_steps["features"]
-    char_vectorizer = features.named_transformers["char"]
-    assert CharGramCache.applies_to(char_vectorizer)
-    texts = ["  refnd   plz\tnow ", "kettle kettle", "", "ünïcode wörds ÇA", "x"]
-    normalised = [" ".join(text.split()).lower() for text in texts]
-    expected = char_vectorizer.transform(normalised).toarray()
-    assert demo_model._transform(char_vectorizer, normalised).toarray() == pytest.approx(expected, abs=1e-12)
+    texts = ["  refnd   plz\tnow ", "kettle kettle", "", "ünïcode wörds ÇA", "x", "where be my order pii_order"]
+    expected = scipy.sparse.hstack([features.word_.transform(texts), features.char_.transform(texts)]).toarray()
+    assert features.transform(texts).toarray() == pytest.approx(expected, abs=1e-12)
 
 
 def test_the_word_cache_starts_again_when_full(demo_model):
-    from crm_backend.classifier.model import CharGramCache
+    from crm_backend.needs.features import CharGramCache
 
-    cache = CharGramCache(demo_model.pipeline.named_steps["features"].named_transformers["char"], max_words=2)
+    cache = CharGramCache(demo_model.pipeline.named_steps["features"].char_, max_words=2)
     first = cache.indices("refund")
     cache.indices("parcel")
     cache.indices("kettle")  # a third word: the cache starts again
@@ -317,7 +349,7 @@ def test_small_data_takes_its_temperature_from_out_of_fold_scores_and_fits_on_ev
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from crm_backend.classifier.calibration import TemperatureScaledLogisticRegression, _logits, fit_temperature
+    from crm_backend.needs.calibration import TemperatureScaledLogisticRegression, _logits, fit_temperature
 
     X, y = make_classification(n_samples=400, n_features=20, n_informative=6, n_classes=3, random_state=0)
     model = TemperatureScaledLogisticRegression(LogisticRegression(max_iter=1000)).fit(X, y)
@@ -327,6 +359,7 @@ def test_small_data_takes_its_temperature_from_out_of_fold_scores_and_fits_on_ev
         out_of_fold[held_rows] = _logits(LogisticRegression(max_iter=1000).fit(X[fit_rows], y[fit_rows]), X[held_rows])
     plain = LogisticRegression(max_iter=1000, tol=1e-5).fit(X, y)
 
+    assert model.decision_function(X) == pytest.approx(model.linear_.decision_function(X), abs=1e-12)
     assert model.temperature_ == pytest.approx(fit_temperature(out_of_fold, y), rel=1e-6)
     assert model.temperature_ != pytest.approx(1.0, abs=0.01)
     assert model.linear_.coef_ == pytest.approx(plain.coef_, rel=1e-3, abs=1e-4)

@@ -3,8 +3,8 @@
 import pytest
 
 from crm_backend import create_app, migrate
-from crm_backend.classifier import ClassifierUnavailable, classify
 from crm_backend.db import get_engine
+from crm_backend.needs import ClassifierUnavailable, classify
 
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_backend.agents.service import create_agent
-from crm_backend.classifier.corrections import ticket_corrections
+from crm_backend.needs.corrections import ticket_corrections
 from crm_backend.db import get_session
 from crm_backend.handoffs import service as handoffs
 from crm_backend.models import Agent, AuditEvent, Customer, Handoff, HandoffMessage, Ticket

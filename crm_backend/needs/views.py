@@ -8,7 +8,8 @@ from flask import current_app
 from ..auth import require_scopes
 from ..problems import problem
 from ..schemas import QuerySchema
-from . import ClassifierUnavailable, classify, explain
+from .prediction import ClassifierUnavailable
+from .service import classify, explain
 
 bp = APIBlueprint("classifier", __name__, url_prefix="/api/v1", tag="Classification")
 

@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from threadpoolctl import threadpool_limits
 
-from .model import DEFAULT_C, DEFAULT_THRESHOLD, OTHER_LABEL, NeedModel, fit, save
+from .defaults import DEFAULT_C, DEFAULT_THRESHOLD, OTHER_LABEL
+from .model import NeedModel, fit, save
 
 SINGLE_TEXT_SAMPLES = 300
 

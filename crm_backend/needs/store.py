@@ -14,7 +14,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from . import ClassifierUnavailable
+from .prediction import ClassifierUnavailable
 
 
 class ModelStore:

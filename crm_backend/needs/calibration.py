@@ -20,13 +20,18 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted
 
 
-def _logits(linear: LogisticRegression, X) -> np.ndarray:
-    scores = linear.decision_function(X)
+def _as_logits(scores: np.ndarray) -> np.ndarray:
     if scores.ndim == 1:  # binary: one score for classes_[1]
         scores = np.column_stack([-scores / 2, scores / 2])
     return scores
+
+
+def _logits(linear: LogisticRegression, X) -> np.ndarray:
+    return _as_logits(linear.decision_function(X))
 
 
 def fit_temperature(logits: np.ndarray, truth_index: np.ndarray) -> float:
@@ -82,13 +87,17 @@ class TemperatureScaledLogisticRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X):
-        return self.linear_.decision_function(X)
+        """``linear_.decision_function`` without its input checks.
 
-    def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(logits / self.temperature_, axis=1)
+        X comes from the pipeline's features step. The checks (~0.1 ms) cost
+        ten times this product for one ticket's hundred non-zero features.
+        """
+        check_is_fitted(self)
+        scores = safe_sparse_dot(X, self.linear_.coef_.T, dense_output=True) + self.linear_.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
-        return self.probabilities_from_logits(_logits(self.linear_, X))
+        return softmax(_as_logits(self.decision_function(X)) / self.temperature_, axis=1)
 
     def predict(self, X):
-        return self.classes_[np.argmax(_logits(self.linear_, X), axis=1)]
+        return self.classes_[np.argmax(_as_logits(self.decision_function(X)), axis=1)]
