@@ -10,19 +10,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.identity import verified_identity
+from actions.customer_identity import clean_name, verified_identity
 
 logger = logging.getLogger(__name__)
 
 crm = CRMClient()
-
-NAME_LENGTH = 60
-
-
-def clean_name(name: Any) -> str:
-    """One line, not too long, and never an email address dressed up as a name."""
-    text = " ".join(str(name or "").split())[:NAME_LENGTH]
-    return "" if "@" in text else text
 
 
 def first_name(name: Optional[str]) -> Optional[str]:

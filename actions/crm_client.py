@@ -97,7 +97,7 @@ async def aclose_all() -> None:
 
 
 class CRMClient:
-    """Async client for the CRM's REST API (DESIGN "CRM API")."""
+    """Async client for the CRM's REST API (docs/api.md)."""
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.identity import verified_email
+from actions.customer_identity import verified_email
 from actions.tickets import form_run_key
 
 logger = logging.getLogger(__name__)

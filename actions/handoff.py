@@ -17,7 +17,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.tickets import KnownEmailMixin, form_run_key, name_for, proves_email
+from actions.customer_identity import KnownEmailMixin, name_for, proves_email
+from actions.tickets import form_run_key
 
 logger = logging.getLogger(__name__)
 

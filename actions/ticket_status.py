@@ -1,7 +1,7 @@
 """Ticket status look-ups: one ticket by number, or the customer's open ones.
 
-Tickets are shown only to a verified customer (actions/identity.py), and only
-their own: a ticket number, or an address typed in the chat, reveals nothing,
+Tickets are shown only to a verified customer (actions/customer_identity.py),
+and only their own: a ticket number, or an address typed in the chat, reveals nothing,
 not even whether the ticket exists. One narrow exception: the conversation
 that opened a ticket may hear that ticket's status (no subject, no replies).
 Anyone else is told how to see the rest: sign in on the shop.
@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.identity import verified_email
+from actions.customer_identity import verified_email
 
 logger = logging.getLogger(__name__)
 

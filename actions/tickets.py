@@ -13,9 +13,8 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.actions import clean_name
 from actions.crm_client import CRMClient, CRMError, CRMUnavailable
-from actions.identity import EMAIL_PATTERN, claimed_email, verified_email, verified_identity
+from actions.customer_identity import KnownEmailMixin, name_for, proves_email
 
 logger = logging.getLogger(__name__)
 
@@ -80,49 +79,6 @@ def offered_a_person(tracker: Tracker) -> bool:
         return False
     last_bot = next((e for e in reversed(tracker.events) if e.get("event") == "bot"), None)
     return bool(last_bot) and (last_bot.get("metadata") or {}).get("utter_action") in OFFERS_OF_A_PERSON
-
-
-def name_for(tracker: Tracker, email: Optional[str]) -> Optional[str]:
-    """The customer's name to send with ``email``: only the verified
-    customer's own, never a name paired with someone else's address."""
-    identity = verified_identity(tracker)
-    if not email or not identity or email != identity["email"]:
-        return None
-    return tracker.get_slot("customer_name") or clean_name(identity.get("name")) or None
-
-
-def proves_email(tracker: Tracker, email: Optional[str]) -> bool:
-    """Whether this conversation proved ``email``: a verified identity with
-    that very address. A typed or otherwise claimed address never does; the
-    CRM records the difference and the console warns the agent."""
-    identity = verified_identity(tracker)
-    address = email.strip().lower() if isinstance(email, str) else ""
-    return bool(identity and address and address == identity["email"])
-
-
-class KnownEmailMixin:
-    """Email handling every form that needs ``customer_email`` shares."""
-
-    async def extract_customer_email(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        """Don't ask for an email the conversation already gave us: the
-        verified customer's, else a claimed one (the sender id or the host
-        page's unsigned metadata). A claim is enough for replies to go to
-        that address, which is all these forms do with it."""
-        if tracker.get_slot("customer_email"):
-            return {}
-        email = verified_email(tracker) or claimed_email(tracker)
-        return {"customer_email": email} if email else {}
-
-    def validate_customer_email(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        email = str(value or "").strip().lower()
-        if EMAIL_PATTERN.match(email):
-            return {"customer_email": email}
-        dispatcher.utter_message(response="utter_invalid_email", customer_email=str(value or ""))
-        return {"customer_email": None}
 
 
 class ValidateTicketForm(KnownEmailMixin, FormValidationAction):

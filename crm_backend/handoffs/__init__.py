@@ -1,4 +1,4 @@
-"""Human handoff: the bot hands a conversation to a person (DESIGN "Human handoff")."""
+"""Human handoff: the bot hands a conversation to a person (docs/architecture.md, "Human handoff")."""
 
 from .views import bp
 

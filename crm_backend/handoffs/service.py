@@ -86,7 +86,7 @@ def request_handoff(
     ``customer_verified``: the visitor proved the customer's address (a
     signed identity); otherwise the console warns the agent.
     """
-    from ..classifier import classify_or_other
+    from ..needs import classify_or_other
 
     existing = active_handoff(session, conversation_id)
     if existing is not None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from actions.server import token_matches
+from harness.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-actions-token-Zk3"
@@ -38,12 +39,6 @@ ACTION_CALL = {
         "latest_action_name": "action_listen",
     },
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def reachable(host: str, port: int) -> bool:

@@ -1,4 +1,4 @@
-"""What the tests of the handoff follower and the RabbitMQ consumer share: a
+"""What the tests of the two handoff event sources (the SQL follower and the RabbitMQ consumer) share: a
 claimed handoff of Ada's on conversation ``conv-1``, an events table shaped
 like Rasa's SQL event broker's, and what reached the handoff and the dead
 letters."""

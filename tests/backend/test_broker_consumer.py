@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_backend.db import get_session
-from crm_backend.handoffs.consumer import Consumer, event_key, handle_body
+from crm_backend.handoffs.events.amqp import Consumer, event_key, handle_body
 from crm_backend.models import Conversation
 from handoff_support import add_claimed_handoff, handoff_messages
 

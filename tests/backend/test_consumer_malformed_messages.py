@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from crm_backend.handoffs import consumer as consumer_module
-from crm_backend.handoffs.consumer import Consumer, handle_body
+from crm_backend.handoffs.events import amqp
+from crm_backend.handoffs.events.amqp import Consumer, handle_body
 from handoff_support import add_claimed_handoff, dead_letters, handoff_messages
 from test_broker_consumer import RABBITMQ, rabbitmq  # noqa: F401  (fixture)
 
@@ -60,14 +60,14 @@ def test_a_lone_surrogate_and_a_nul_are_cleaned_and_the_message_reaches_the_agen
 
 
 def test_messages_it_cannot_handle_are_acknowledged_and_set_aside(app, handoff, monkeypatch):
-    real = consumer_module.follower.handle_event
+    real = amqp.handle_event
 
     def a_bug_on_one_message(session, sender_id, key, event):
         if event.get("text") == "trips a bug":
             raise RuntimeError("a bug")
         return real(session, sender_id, key, event)
 
-    monkeypatch.setattr(consumer_module.follower, "handle_event", a_bug_on_one_message)
+    monkeypatch.setattr(amqp, "handle_event", a_bug_on_one_message)
     bugged = rasa_event("conv-1", "trips a bug")
     channel = FakeChannel()
 

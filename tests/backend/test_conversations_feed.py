@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, select, text
 
 from crm_backend import conversations
 from crm_backend.db import get_session
-from crm_backend.handoffs import follower as follower_module
-from crm_backend.handoffs.follower import Follower, resume_position
+from crm_backend.handoffs.events import sql
+from crm_backend.handoffs.events.sql import Follower, resume_position
 from crm_backend.handoffs.service import request_handoff
 from crm_backend.models import Conversation, Customer, Handoff
 
@@ -147,7 +147,7 @@ def test_the_customer_is_known_from_the_email_the_page_passed(app, events):
 
 
 def test_counting_resumes_just_before_the_newest_counted_message(app, events, monkeypatch):
-    monkeypatch.setattr(follower_module, "RESUME_MARGIN_SECONDS", 10.0)
+    monkeypatch.setattr(sql, "RESUME_MARGIN_SECONDS", 10.0)
     for n in range(100):
         publish(events, f"conv-{n % 7}", user("hi", BASE + n * 5))  # event n + 1 at BASE + 5n
     with app.app_context():

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, text
 
 from crm_backend.db import get_session
-from crm_backend.handoffs import follower as follower_module
-from crm_backend.handoffs.follower import Follower
+from crm_backend.handoffs.events import sql
+from crm_backend.handoffs.events.sql import Follower
 from crm_backend.models import Conversation
 from handoff_support import add_claimed_handoff, dead_letters, events_database, handoff_messages
 
@@ -105,7 +105,7 @@ def test_a_row_that_is_not_utf8_costs_only_its_bad_bytes(app, events, handoff):
 
 
 def test_an_unexpected_error_costs_the_follower_a_pause_not_its_life(app, events, handoff, monkeypatch):
-    real = follower_module.open_handoffs
+    real = sql.open_handoffs
     calls = []
 
     def fails_once(session):
@@ -114,7 +114,7 @@ def test_an_unexpected_error_costs_the_follower_a_pause_not_its_life(app, events
             raise RuntimeError("a bug")
         return real(session)
 
-    monkeypatch.setattr(follower_module, "open_handoffs", fails_once)
+    monkeypatch.setattr(sql, "open_handoffs", fails_once)
     publish(events, "conv-1", user("hello?"))
     running = Follower(events, poll_seconds=0.05)
 

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from crm_backend.db import get_session, utcnow
-from crm_backend.handoffs.follower import Follower, customer_text
+from crm_backend.handoffs.events import BadEvent, read_user_event
+from crm_backend.handoffs.events.sql import Follower
 from crm_backend.models import Customer, Handoff, HandoffMessage
 from handoff_support import events_database
 
@@ -93,12 +94,18 @@ def test_a_missing_broker_table_is_waited_for(app, tmp_path):
 @pytest.mark.parametrize(
     "data, expected",
     [
-        (json.dumps({"event": "user", "text": "hi", "timestamp": 5.0}), ("hi", 5.0)),
+        (json.dumps({"event": "user", "text": "hi", "timestamp": 5.0}), "hi"),
         (json.dumps({"event": "bot", "text": "hi"}), None),
         (json.dumps({"event": "user", "text": "  "}), None),
-        ("not json", None),
-        (json.dumps(["user"]), None),
+        (json.dumps({"event": "user", "text": "EXTERNAL: give_feedback"}), None),
     ],
 )
-def test_customer_text_reads_only_real_customer_messages(data, expected):
-    assert customer_text(data) == expected
+def test_only_real_customer_messages_are_read_as_customer_messages(data, expected):
+    event = read_user_event(data)
+    assert (event and event["text"]) == expected
+
+
+@pytest.mark.parametrize("data", ["not json", json.dumps(["user"])])
+def test_an_event_that_is_not_a_json_object_cannot_be_read(data):
+    with pytest.raises(BadEvent):
+        read_user_event(data)

@@ -1,12 +1,13 @@
-"""Consumes Rasa's Pika (RabbitMQ) event broker: the scaled profile's follower.
+"""The AMQP event source: Rasa's Pika (RabbitMQ) event broker, the scaled profile's.
 
 With several Rasa instances the SQL broker's SQLite table is no option;
 they publish every conversation event to a fanout exchange (``rasa-exchange``)
 bound to a durable queue (``rasa_events``). ``crm handoffs follow --broker
-amqp://...`` consumes that queue and handles each event with
-``follower.handle_event``, as the SQL follower does: a customer's message is
-counted for its conversation and, while a person has the conversation,
-copied into the handoff for the agent console.
+amqp://...`` consumes that queue with a ``Consumer`` and handles each event
+with ``handle_event``, what both event sources share
+(crm_backend/handoffs/events/__init__.py): a customer's message is counted
+for its conversation and, while a person has the conversation, copied into
+the handoff for the agent console.
 
 A message is acknowledged only after its changes are committed, so none is
 lost when the consumer or the database stops; one delivered again (after a
@@ -20,12 +21,11 @@ whichever starts first creates them and no event published before the
 consumer starts is lost.
 
 A message it cannot handle (not JSON, the wrong shape, one the database
-refuses, a bug) is acknowledged and set aside as a dead letter
-(crm_backend/dead_letters.py) with an excerpt: requeued, it would come back
-forever; rejected, it would be gone without a trace. Only the database being
-away keeps a message in hand, to try it again.
+refuses, a bug) is acknowledged and set aside as a dead letter (source
+``consumer``) with an excerpt: requeued, it would come back forever;
+rejected, it would be gone without a trace. Only the database being away
+keeps a message in hand, to try it again.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -39,9 +39,9 @@ import click
 import pika
 from pika.exceptions import AMQPError
 
-from .. import dead_letters
-from ..db import get_session
-from . import follower
+from ... import dead_letters
+from ...db import get_session
+from . import BadEvent, handle_event, is_customer_message, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +64,18 @@ def handle_body(body: bytes) -> tuple[bool, bool]:
     A message that cannot be read is set aside (a dead letter) and handled as nothing.
     """
     try:
-        event = follower.parse_event(body)
-    except follower.BadEvent as error:
+        event = parse_event(body)
+    except BadEvent as error:
         set_aside(body, str(error))
         return False, False
     if event.get("event") != "user":
         return False, False
     sender_id = event.get("sender_id")
     if not isinstance(sender_id, str):
-        if follower.is_customer_message(event):
+        if is_customer_message(event):
             set_aside(body, "a customer message without a sender_id")
         return False, False
-    return follower.handle_event(get_session(), sender_id, event_key(event, body), event)
+    return handle_event(get_session(), sender_id, event_key(event, body), event)
 
 
 def set_aside(body: bytes, error: BaseException | str) -> int | None:

@@ -1,6 +1,6 @@
 """Who is writing: only what the channel verified counts; everything else is a claim."""
 
-from actions.identity import claimed_email, verified_identity
+from actions.customer_identity import claimed_email, verified_identity
 
 from tests.actions.conftest import make_tracker, signed_in
 

@@ -1,13 +1,13 @@
-"""Follows handed-off conversations through Rasa's event broker.
+"""The SQL event source: follows handed-off conversations through Rasa's SQL event broker.
 
 While a person has a conversation the bot is paused, but every customer
 message is still an event: Rasa publishes it to its event broker (the SQL
 broker on the embedded default: an ``events`` table of ``id, sender_id,
-data``). ``crm handoffs follow`` reads that table from where it left off and
-copies the customer's messages of conversations with an open handoff into
-``handoff_messages``, where the agent console shows them. It also counts
-every customer message of every conversation into ``conversations``
-(crm_backend/conversations.py), for the dashboard's containment rate.
+data``). ``crm handoffs follow`` reads that table from where it left off with
+a ``Follower`` and does with each customer message what both event sources do
+(crm_backend/handoffs/events/__init__.py). Unlike the AMQP source (amqp.py)
+it reads in batches: it counts a batch's messages together, and looks up the
+open handoffs once per batch.
 
 Safe to restart and to run next to another follower: a message is stored
 once per handoff (the broker event id is ``source_event_id``, unique per
@@ -17,42 +17,38 @@ older than the newest message already counted (found by binary search on
 the event ids: the position is kept in memory only); a message read twice
 is not counted twice.
 
-With ``--broker amqp://...`` it consumes Rasa's Pika (RabbitMQ) event broker
-instead (the scaled profile; crm_backend/handoffs/consumer.py), handling each
-event with the same ``handle_event``.
-
-An event is whatever a chat visitor made Rasa store, so nothing in one may stop
-the follower: its text is cleaned before it is stored (a lone surrogate
-becomes U+FFFD, NUL is dropped, ``read_user_event``), and an event it cannot
-read or store (not JSON, the wrong shape, a row the database refuses) is set
+A row is read as any event is (``read_user_event``, which cleans its text); one
+it cannot read or store (not JSON, the wrong shape, a row the database refuses) is set
 aside as a dead letter (crm_backend/dead_letters.py) while the follower moves
 on. Only the database being away or busy makes it read the events again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 import signal
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
 from sqlalchemy import Engine, bindparam, create_engine, func, select, text
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
-from .. import conversations, dead_letters
-from ..db import get_session
-from ..models import Conversation, Handoff
-from . import service
+from ... import dead_letters
+from ...db import get_session
+from ...models import Conversation, Handoff
+from .. import service
+from . import (
+    BadEvent,
+    OpenHandoff,
+    copy_customer_message,
+    count_customer_message,
+    event_timestamp,
+    parse_event,
+    read_user_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +64,6 @@ _EVENTS_OF = text(
 ).bindparams(bindparam("senders", expanding=True))
 
 
-def default_events_url() -> str:
-    var_dir = os.environ.get("VAR_DIR", "var")
-    return f"sqlite:///{os.environ.get('RASA_EVENTS_DB', os.path.join(var_dir, 'rasa_events.db'))}"
-
-
-@dataclass
-class OpenHandoff:
-    id: int
-    since: float  # epoch seconds: messages from then on belong to the handoff
-
-
 def open_handoffs(session) -> dict[str, OpenHandoff]:
     rows = session.execute(
         select(Handoff.conversation_id, Handoff.id, Handoff.created_at).where(Handoff.status.in_(service.ACTIVE))
@@ -86,102 +71,11 @@ def open_handoffs(session) -> dict[str, OpenHandoff]:
     return {conversation: OpenHandoff(handoff_id, created.timestamp()) for conversation, handoff_id, created in rows}
 
 
-class BadEvent(ValueError):
-    """A broker event this code cannot read: not JSON, not an object, or a customer message of the wrong shape."""
-
-
-# Epoch seconds a datetime can hold (years 1970 to 9999).
-_LATEST_TIMESTAMP = 253402300799.0
-
-
-def _valid_timestamp(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= _LATEST_TIMESTAMP
-
-
-def parse_event(data: str | bytes) -> dict:
-    """The broker event's JSON object, a customer message's fields checked and cleaned; BadEvent if it cannot be read."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        data = bytes(data).decode("utf-8", "replace")
-    if not isinstance(data, str):
-        raise BadEvent(f"the event is {type(data).__name__}, not JSON text")
-    try:
-        event = json.loads(data)
-    except RecursionError:
-        raise BadEvent("the event's JSON is nested too deeply") from None
-    except ValueError as error:
-        raise BadEvent(f"the event is not JSON ({getattr(error, 'msg', error)})") from None
-    if not isinstance(event, dict):
-        raise BadEvent(f"the event is a JSON {type(event).__name__}, not an object")
-    if event.get("event") == "user":
-        _check_user_event(event)
-    return event
-
-
-def _check_user_event(event: dict) -> None:
-    """The fields of a customer message the CRM uses: their types checked, their text cleaned (in place)."""
-    message = event.get("text")
-    if message is not None and not isinstance(message, str):
-        raise BadEvent("the customer message's text is not a string")
-    if "timestamp" in event and not _valid_timestamp(event["timestamp"]):
-        raise BadEvent("the customer message's timestamp is not a time")
-    metadata = event.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise BadEvent("the customer message's metadata is not an object")
-    for name in ("input_channel", "sender_id", "message_id"):
-        value = event.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadEvent(f"the customer message's {name} is not a string")
-        if value is not None:
-            event[name] = dead_letters.clean_text(value)
-    if message is not None:
-        event["text"] = dead_letters.clean_text(message)
-    if metadata is not None and isinstance(metadata.get("email"), str):
-        metadata["email"] = dead_letters.clean_text(metadata["email"])
-
-
-def is_customer_message(event: dict) -> bool:
-    message = event.get("text")
-    return (
-        event.get("event") == "user"
-        and isinstance(message, str)
-        and bool(message.strip())
-        and not message.startswith("EXTERNAL: ")
-    )
-
-
-def read_user_event(data: str | bytes) -> dict | None:
-    """A customer's message event (not an EXTERNAL: trigger of the system), cleaned; None for other events; BadEvent."""
-    event = parse_event(data)
-    return event if is_customer_message(event) else None
-
-
 def _event(data: str) -> dict | None:
     try:
         return parse_event(data)
     except BadEvent:
         return None
-
-
-def _timestamp(event: dict | None) -> float | None:
-    timestamp = (event or {}).get("timestamp")
-    return float(timestamp) if _valid_timestamp(timestamp) else None
-
-
-def user_event(data: str) -> dict | None:
-    """A customer's message event (not an EXTERNAL: trigger of the system), else None."""
-    try:
-        return read_user_event(data)
-    except BadEvent:
-        return None
-
-
-def customer_text(data: str) -> tuple[str, float] | None:
-    """(text, timestamp) of a customer's message event, else None."""
-    event = user_event(data)
-    if event is None:
-        return None
-    timestamp = _timestamp(event)
-    return event["text"], timestamp if timestamp is not None else time.time()
 
 
 def resume_position(connection, session, newest: int) -> int:
@@ -198,80 +92,12 @@ def resume_position(connection, session, newest: int) -> int:
     while low < high:
         middle = (low + high + 1) // 2
         found = connection.execute(_FIRST_FROM, {"first": middle}).first()
-        timestamp = _timestamp(_event(found[1])) if found is not None else None
+        timestamp = event_timestamp(_event(found[1])) if found is not None else None
         if timestamp is None or timestamp >= target:
             high = middle - 1
         else:
             low = found[0]
     return low
-
-
-# What the CRM does with one customer message event, wherever it came from:
-# the SQL broker's table (Follower below) or RabbitMQ (consumer.py).
-
-
-def count_customer_message(session, sender_id: str, event: dict, handed_off: bool) -> bool:
-    """Count one customer message of a conversation (not committed); False if counted before or not countable."""
-    timestamp = _timestamp(event)
-    if timestamp is None or len(sender_id or "") > 128:
-        return False
-    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
-    return conversations.record_user_message(
-        session,
-        sender_id,
-        datetime.fromtimestamp(timestamp, tz=timezone.utc),
-        channel=conversations.channel_name(event.get("input_channel")),
-        customer_id=conversations.customer_id_for(session, metadata.get("email")),
-        handed_off=handed_off,
-    )
-
-
-def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: dict) -> bool:
-    """Store one customer message in its open handoff, committed; False if older than the handoff or stored before.
-
-    ``event_key`` identifies the event at its source (unique per handoff), so
-    reading an event twice stores it once.
-    """
-    timestamp = _timestamp(event)
-    sent = timestamp if timestamp is not None else time.time()
-    if sent < handoff.since:
-        return False
-    record = session.get(Handoff, handoff.id)
-    try:
-        sent_at = datetime.fromtimestamp(sent, tz=timezone.utc)
-        message = dead_letters.clean_text(event["text"][:20000])
-        if service.add_customer_message(session, record, message, event_key, sent_at=sent_at) is None:
-            return False
-        session.commit()
-        return True
-    except IntegrityError:
-        session.rollback()  # another follower stored it first
-        return False
-
-
-def handle_event(session, sender_id: str, event_key: str, data: str | dict) -> tuple[bool, bool]:
-    """Everything the CRM does with one broker event, committed: (counted, stored in a handoff).
-
-    ``data`` is the event's JSON, or the object ``parse_event`` made of it. A
-    customer's message is counted for its conversation and, while the
-    conversation has an open handoff, copied into it. Other events are
-    ignored; one that cannot be read raises BadEvent.
-    """
-    event = data if isinstance(data, dict) else read_user_event(data)
-    if event is None or not is_customer_message(event) or not sender_id:
-        return False, False
-    sender_id = dead_letters.clean_text(sender_id)
-    handoffs = session.execute(
-        select(Handoff.id, Handoff.created_at, Handoff.status)
-        .where(Handoff.conversation_id == sender_id)
-        .order_by(Handoff.id.desc())
-    ).all()
-    counted = count_customer_message(session, sender_id, event, handed_off=bool(handoffs))
-    session.commit()
-    open_one = next((row for row in handoffs if row.status in service.ACTIVE), None)
-    if open_one is None:
-        return counted, False
-    return counted, copy_customer_message(session, OpenHandoff(open_one.id, open_one.created_at.timestamp()), event_key, event)
 
 
 @dataclass
@@ -341,7 +167,7 @@ class Follower:
     def _count(self, messages: list[Message]) -> tuple[int, set[int]]:
         """Count every conversation's customer messages (for the containment rate): how many
         were new, and the ids of events set aside because they could not be counted."""
-        messages = [m for m in messages if _timestamp(m.event) is not None and len(m.sender_id) <= 128]
+        messages = [m for m in messages if event_timestamp(m.event) is not None and len(m.sender_id) <= 128]
         if not messages:
             return 0, set()
         session = get_session()
@@ -422,35 +248,8 @@ class Follower:
             self.stopping.wait(pause)
 
 
-@click.group("handoffs")
-def handoffs_cli() -> None:
-    """Human handoff: follow handed-off conversations."""
-
-
-@handoffs_cli.command("follow")
-@click.option("--events-url", default=None, help="SQLAlchemy URL of Rasa's SQL event broker database.")
-@click.option("--poll-seconds", default=POLL_SECONDS, show_default=True, type=float)
-@click.option(
-    "--broker",
-    "broker_url",
-    default=None,
-    envvar="RASA_EVENTS_BROKER_URL",
-    help="amqp://user:password@host:port/vhost of Rasa's Pika (RabbitMQ) event broker: consume its queue instead of the SQL table.",
-)
-@click.option("--queue", default="rasa_events", envvar="RASA_EVENTS_QUEUE", show_default=True, help="With --broker: the queue Rasa publishes to.")
-@click.option(
-    "--exchange", default="rasa-exchange", envvar="RASA_EVENTS_EXCHANGE", show_default=True, help="With --broker: Rasa's fanout exchange."
-)
-@with_appcontext
-def follow(events_url: str | None, poll_seconds: float, broker_url: str | None, queue: str, exchange: str) -> None:
-    """Copy customers' messages of handed-off conversations from Rasa's event broker, until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if broker_url:
-        from .consumer import consume
-
-        consume(broker_url, queue=queue, exchange=exchange)
-        return
-    url = events_url or current_app.config.get("RASA_EVENTS_URL") or default_events_url()
+def follow(url: str, poll_seconds: float = POLL_SECONDS) -> None:
+    """Run a follower of the broker's table at ``url`` until SIGTERM or Ctrl-C."""
     follower = Follower(create_engine(url), poll_seconds=poll_seconds)
 
     def stop(signum, frame):
@@ -461,8 +260,3 @@ def follow(events_url: str | None, poll_seconds: float, broker_url: str | None, 
     click.echo(f"Following Rasa's event broker at {url} for handed-off conversations.")
     follower.run()
     click.echo("Handoff follower stopped.")
-
-
-def init_app(app) -> None:
-    app.config.setdefault("RASA_EVENTS_URL", os.environ.get("RASA_EVENTS_URL", ""))
-    app.cli.add_command(handoffs_cli)
