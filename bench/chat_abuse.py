@@ -1,11 +1,11 @@
 """A bystander's reply latency while one sender floods the chat and another
 sends maximum-size messages, beside the same figures unloaded, in one run (issue 19).
 
-    .venv/bot/bin/python bench/chat_abuse.py [--rounds 3] [--phase 20] [--quick] [--keep]
+    .venv/bot/bin/python -m bench.chat_abuse [--rounds 3] [--phase 20] [--quick] [--keep]
                                              [--phases unloaded,flood,big] [--same-address]
 
 Starts our stack as `make run` does (scripts/run_stack.sh through
-tests/e2e/stack.py, Rasa with its NLU worker, every chat limit at its
+harness/stack.py, Rasa with its NLU worker, every chat limit at its
 default unless the environment sets it) with a fresh var/ under var/bench/,
 then measures, over the REST channel (`POST /webhooks/rest/webhook`):
 
@@ -60,21 +60,12 @@ from pathlib import Path
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.conversations import (  # noqa: E402
-    BENCH_DIR,
-    Sample,
-    Turn,
-    cpu_by_role,
-    fmt,
-    latency_figures,
-    loadavg,
-    log,
-    stack_roles,
-)
-from tests.e2e.stack import Stack  # noqa: E402
+from harness import BENCH_DIR, REPO
+from harness.load.flows import Turn
+from harness.load.rest import Sample, latency_figures
+from harness.processes import cpu_by_role, loadavg, stop_on_signals
+from harness.report import fmt, log
+from harness.stack import Stack
 
 REQUEST_TIMEOUT = 30.0
 BYSTANDER_THINK_SECONDS = 0.3
@@ -254,7 +245,7 @@ async def bystander(url: str, seconds: float, tag: str) -> tuple[list[Sample], C
 
 def run_phase(stack: Stack, phase: str, seconds: float, tag: str, same_address: bool, max_chars: int) -> dict:
     """One phase: its load (if any) from 1 s before the bystander's window to its end."""
-    roles = stack_roles(stack)
+    roles = stack.server_processes()
     context = multiprocessing.get_context("fork")
     stop, results = context.Event(), context.Queue()
     child = None
@@ -410,14 +401,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupted)
+    stop_on_signals()  # the finally below stops every process
     started_at = datetime.now()
     settings = limits()
     max_chars = settings["CHAT_MAX_MESSAGE_CHARS"]
@@ -477,7 +463,7 @@ def main() -> int:
         print(f"bystander p95 under {phase} / unloaded: {ratio}x")
     print(json.dumps({
         "started": started_at.isoformat(timespec="seconds"),
-        "command": ".venv/bot/bin/python bench/chat_abuse.py " + " ".join(sys.argv[1:]),
+        "command": ".venv/bot/bin/python -m bench.chat_abuse " + " ".join(sys.argv[1:]),
         "cores": os.cpu_count(),
         "loadavg_before": load_before,
         "loadavg_after": load_after,

@@ -1,19 +1,19 @@
 """Throughput and latency of whole conversations, beside a stock `rasa init` bot.
 
-Starts our whole stack (scripts/run_stack.sh through tests/e2e/stack.py: CRM
+Starts our whole stack (scripts/run_stack.sh through harness/stack.py: CRM
 under gunicorn, action server, Rasa) on free ports with a fresh var/ under
 var/bench/, and a stock `rasa init` bot (built once into var/bench/stock-bot,
 reused while it has a model), then drives both over the same REST channel
 (`POST /webhooks/rest/webhook`) at each concurrency level. Prints a table, the
 latency per message kind, and one JSON line with every figure.
 
-    .venv/bot/bin/python bench/conversations.py [--levels 1,20,50] [--duration 30]
+    .venv/bot/bin/python -m bench.conversations [--levels 1,20,50] [--duration 30]
                                                [--only ours|stock] [--quick] [--keep]
                                                [--without-nlu-worker]
 
 With ``--without-nlu-worker`` a second copy of our stack runs beside the
 first with ``BOT_NLU_WORKER=0`` (Rasa parses every message itself, as before
-bot/nlu_worker.py) and is measured in the same interleaved order, as
+bot/patches/nlu_worker.py) and is measured in the same interleaved order, as
 "ours-local".
 
 Each simulated customer is a closed loop: it sends its next message as soon
@@ -52,409 +52,28 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
-import aiohttp
-import yaml
+from harness import BENCH_DIR
+from harness.load.flows import OUR_SCRIPTS, STOCK_SCRIPTS, Bot
+from harness.load.rest import Sample, drive, latency_figures, warm_up
+from harness.processes import cpu_by_role, loadavg, stop_group, stop_on_signals
+from harness.report import fmt, log
+from harness.stack import Stack
+from harness.stock_bot import build_stock_bot, start_stock_bot
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.e2e.stack import Stack, descendants, sign_identity  # noqa: E402
-
-BENCH_DIR = REPO / "var" / "bench"
-STOCK_DIR = BENCH_DIR / "stock-bot"
-RASA = REPO / ".venv" / "bot" / "bin" / "rasa"
-REQUEST_TIMEOUT = 30.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GOAL_RATIO_AT_20 = 1.0
 GOAL_RATIO_AT_20_ISSUE_19 = 1.3  # issue 19: at or above 1.3x the stock bot with every limit and check on
-# A signed identity lasts this long; one per bot and customer serves the whole run.
-IDENTITY_SECONDS = 6 * 3600
 GOAL_P99_AT_50_MS = 2000.0
 
 
-@dataclass(frozen=True)
-class Turn:
-    kind: str
-    message: str
-    # Words the reply should contain for the flow to be on script (one of
-    # them, if several); None: any reply.
-    expect: str | tuple[str, ...] | None = None
-
-    def on_script(self, reply: str) -> bool:
-        if self.expect is None:
-            return True
-        expected = (self.expect,) if isinstance(self.expect, str) else self.expect
-        return any(words in reply for words in expected)
-
-
-@dataclass(frozen=True)
-class Script:
-    name: str
-    sender: str  # formatted with a unique tag per conversation
-    turns: tuple[Turn, ...]
-    metadata: dict | None = None
-    # (email, name) of a customer signed in on the host site: their messages
-    # carry a signed identity (a JWT) made with the bot's identity secret.
-    identity: tuple[str, str | None] | None = None
-
-
-# Our assistant: full flows, every CRM call included (customer look-up,
-# ticket creation with classification, feedback, ticket status).
-OUR_SCRIPTS = (
-    Script(
-        "complaint",
-        "bench-{tag}@example.com",
-        (
-            Turn("greet", "hi", "Hi"),
-            Turn("faq", "how long does shipping take", "working days"),
-            Turn("faq", "do you take paypal", "PayPal"),
-            Turn("complaint", "my order NW-482913 arrived with a cracked blender jug", "Shall I open the ticket?"),
-            Turn("confirm_ticket", "yes", "TCK-"),
-            Turn("thanks", "thanks", "rate"),
-            # The score button's payload, then the "No, that's all" button.
-            Turn("feedback", '/inform{"feedback_score":"5"}', ("anything you'd like", "Thanks for your feedback")),
-            Turn("feedback", "/deny"),
-            Turn("goodbye", "bye"),
-        ),
-    ),
-    Script(
-        "ticket_status",
-        "bench-status-{tag}",
-        (
-            Turn("greet", "hello", "Hi Ada"),
-            Turn("ticket_status", "what's happening with TCK-000001?", "TCK-000001"),
-            Turn("faq", "how much does delivery cost?", "£3.95"),
-            Turn("thanks", "thank you", "rate"),
-            Turn("feedback", "/deny"),
-            Turn("goodbye", "bye"),
-        ),
-        # As the web widget passes it: the shop's backend signed who is logged in.
-        identity=("ada@example.com", "Ada Lovelace"),
-    ),
-)
-
-# The stock `rasa init` bot: its own flows (data/stories.yml of the scaffold).
-STOCK_SCRIPTS = (
-    Script(
-        "happy",
-        "stock-{tag}",
-        (
-            Turn("greet", "hello", "How are you"),
-            Turn("mood", "I am great", "carry on"),
-            Turn("bot_challenge", "are you a bot?", "bot"),
-            Turn("goodbye", "bye", "Bye"),
-        ),
-    ),
-    Script(
-        "unhappy_helped",
-        "stock-{tag}",
-        (
-            Turn("greet", "hi", "How are you"),
-            Turn("mood", "I am sad", "Did that help"),
-            Turn("affirm_deny", "yes", "carry on"),
-            Turn("goodbye", "goodbye", "Bye"),
-        ),
-    ),
-    Script(
-        "unhappy_not_helped",
-        "stock-{tag}",
-        (
-            Turn("greet", "hey there", "How are you"),
-            Turn("mood", "not good", "Did that help"),
-            Turn("affirm_deny", "no", "Bye"),
-            Turn("bot_challenge", "am I talking to a bot?", "bot"),
-        ),
-    ),
-)
-
-
-@dataclass
-class Sample:
-    kind: str
-    sent: float
-    done: float
-    error: str | None = None
-    off_script: bool = False
-
-    @property
-    def latency_ms(self) -> float:
-        return (self.done - self.sent) * 1000
-
-
-@dataclass
-class Bot:
-    name: str
-    url: str
-    scripts: tuple[Script, ...]
-    pids: Callable[[], dict[str, list[int]]]  # server processes by role
-    note: str = ""
-    problems: dict = field(default_factory=dict)  # kind -> first error or off-script reply seen
-    identity_secret: str | None = None  # what signs customers' identities (the stack's chat_identity_secret)
-    tokens: dict = field(default_factory=dict)  # (email, name) -> a signed identity, made once
-
-    def metadata(self, script: Script) -> dict | None:
-        return signed_metadata(script, self.identity_secret, self.tokens)
-
-
-def signed_metadata(script: Script, identity_secret: str | None, tokens: dict) -> dict | None:
-    """What a message of ``script`` carries as metadata: the script's own, and
-    its customer's signed identity as `identity_token` (made once, kept in ``tokens``)."""
-    if script.identity is None or identity_secret is None:
-        return script.metadata
-    token = tokens.get(script.identity)
-    if token is None:
-        email, name = script.identity
-        token = tokens[script.identity] = sign_identity(identity_secret, email, name, IDENTITY_SECONDS)
-    return {**(script.metadata or {}), "identity_token": token}
-
-
-# --- processes -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def stack_roles(stack: Stack) -> dict[str, list[int]]:
-    """Our stack's server processes by role: rasa, actions, crm (gunicorn master and workers)."""
-    roles: dict[str, list[int]] = defaultdict(list)
-    if stack.process is None:
-        return roles
-    for pid in descendants(stack.process.pid):
-        command = cmdline(pid)
-        if "actions.server" in command:
-            roles["actions"].append(pid)
-        elif "rasa run" in command:
-            roles["rasa"].append(pid)
-        elif "multiprocessing.spawn" in command:
-            roles["nlu"].append(pid)  # Rasa's NLU worker (bot/nlu_worker.py)
-        elif "gunicorn" in command:
-            roles["crm"].append(pid)
-    return roles
-
-
-def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
-    return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
-
-
-def stop_group(process: subprocess.Popen | None, timeout: float = 30) -> None:
-    """SIGINT to the process group (what Ctrl-C does), SIGKILL if it lingers."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-# --- the stock bot ---------------------------------------------------------
-
-
-def stock_model() -> Path | None:
-    models = sorted((STOCK_DIR / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    return models[-1] if models else None
-
-
-def build_stock_bot(children: list[subprocess.Popen]) -> Path:
-    """`rasa init --no-prompt` once; later runs reuse its model."""
-    model = stock_model()
-    if model:
-        log(f"stock bot: reusing {model.relative_to(REPO)}")
-        return model
-    log("stock bot: rasa init --no-prompt (trains its model, a few minutes the first time)")
-    STOCK_DIR.mkdir(parents=True, exist_ok=True)
-    with (BENCH_DIR / "stock-bot-init.log").open("wb") as out:
-        init = subprocess.Popen(
-            [str(RASA), "init", "--no-prompt", "--init-dir", str(STOCK_DIR)],
-            cwd=REPO, env=bot_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        children.append(init)
-        code = init.wait()
-    model = stock_model()
-    if code != 0 or model is None:
-        raise SystemExit(f"rasa init failed (exit {code}); see {BENCH_DIR / 'stock-bot-init.log'}")
-    return model
-
-
-def bot_env() -> dict[str, str]:
-    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-
-
-def needs_action_server(bot_dir: Path) -> bool:
-    endpoints = yaml.safe_load((bot_dir / "endpoints.yml").read_text()) or {}
-    return bool(endpoints.get("action_endpoint"))
-
-
-def start_stock_bot(
-    model: Path, run_dir: Path, children: list[subprocess.Popen], credentials: str = "credentials.yml"
-) -> tuple[str, list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    if needs_action_server(STOCK_DIR):
-        # The scaffold's endpoints.yml leaves action_endpoint commented out; this
-        # only matters if someone enabled it in the cached bot.
-        actions = subprocess.Popen(
-            [str(RASA), "run", "actions", "--actions", "actions"],
-            cwd=STOCK_DIR, env=bot_env(), stdout=(run_dir / "stock-actions.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        children.append(actions)
-        started.append(actions)
-    port = free_port()
-    rasa = subprocess.Popen(
-        [
-            str(RASA), "run", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
-            "--enable-api", "--endpoints", "endpoints.yml", "--credentials", credentials,
-        ],
-        cwd=STOCK_DIR, env=bot_env(), stdout=(run_dir / "stock-rasa.log").open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    children.append(rasa)
-    started.append(rasa)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if rasa.poll() is not None:
-            raise SystemExit(f"the stock bot exited with {rasa.returncode}; see {run_dir / 'stock-rasa.log'}")
-        if asyncio.run(answers(url)):
-            return url, started
-        time.sleep(1)
-    raise SystemExit(f"the stock bot did not answer in 600 s; see {run_dir / 'stock-rasa.log'}")
-
-
-async def answers(url: str) -> bool:
-    """Whether Rasa says its model is loaded (GET /status)."""
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            async with session.get(f"{url}/status") as response:
-                return response.status == 200 and bool((await response.json()).get("model_file"))
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        return False
-
-
-# --- load ------------------------------------------------------------------
-
-
-def reply_text(replies: list[dict]) -> str:
-    return " ".join(str(reply.get("text", "")) for reply in replies)
-
-
-async def send(session: aiohttp.ClientSession, bot: Bot, sender: str, script: Script, turn: Turn) -> Sample:
-    body = {"sender": sender, "message": turn.message}
-    metadata = bot.metadata(script)
-    if metadata:
-        body["metadata"] = metadata
-    sent = time.monotonic()
-    error, off_script, seen = None, False, ""
-    try:
-        async with session.post(f"{bot.url}/webhooks/rest/webhook", json=body) as response:
-            payload = await response.read()
-            if response.status != 200:
-                error, seen = f"HTTP {response.status}", payload[:200].decode(errors="replace")
-            else:
-                replies = json.loads(payload)
-                seen = reply_text(replies)
-                if not replies:
-                    error = "empty reply"
-                elif not turn.on_script(seen):
-                    off_script = True
-    except asyncio.TimeoutError:
-        error = "timeout"
-    except (aiohttp.ClientError, ValueError) as problem:
-        error = f"{type(problem).__name__}: {problem}"[:120]
-    sample = Sample(turn.kind, sent, time.monotonic(), error, off_script)
-    if (error or off_script) and turn.kind not in bot.problems:
-        bot.problems[turn.kind] = f"{error or 'off-script'} to {turn.message!r}: {seen[:160]!r}"
-    return sample
-
-
-async def drive(bot: Bot, concurrency: int, duration: float, tag: str) -> tuple[list[Sample], float, float]:
-    """`concurrency` closed loops for `duration` seconds; (samples, window start, window end)."""
-    samples: list[Sample] = []
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        start = time.monotonic()
-        deadline = start + duration
-
-        async def customer(number: int) -> None:
-            conversation = 0
-            while time.monotonic() < deadline:
-                script = bot.scripts[(number + conversation) % len(bot.scripts)]
-                sender = script.sender.format(tag=f"{tag}-{number}-{conversation}")
-                conversation += 1
-                for turn in script.turns:
-                    if time.monotonic() >= deadline:
-                        return
-                    sample = await send(session, bot, sender, script, turn)
-                    samples.append(sample)
-                    if sample.error:
-                        break  # the conversation's state is unknown: start a new one
-
-        await asyncio.gather(*(customer(n) for n in range(concurrency)))
-    return samples, start, deadline
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def latency_figures(samples: list[Sample]) -> dict:
-    # A timeout counts with the time it waited: leaving it out would flatter the tail.
-    latencies = [s.latency_ms for s in samples if not s.error or s.error == "timeout"]
-    rounded = lambda v: None if v is None else round(v, 1)  # noqa: E731
-    return {
-        "count": len(samples),
-        "p50_ms": rounded(percentile(latencies, 50)),
-        "p95_ms": rounded(percentile(latencies, 95)),
-        "p99_ms": rounded(percentile(latencies, 99)),
-        "mean_ms": rounded(statistics.fmean(latencies)) if latencies else None,
-        "max_ms": rounded(max(latencies)) if latencies else None,
-    }
+# --- measuring -------------------------------------------------------------
 
 
 def measure(bot: Bot, concurrency: int, duration: float, tag: str) -> dict:
@@ -496,35 +115,8 @@ def measure(bot: Bot, concurrency: int, duration: float, tag: str) -> dict:
     }
 
 
-def warm_up(bot: Bot, tag: str) -> None:
-    """Every script twice, all at once: models, caches and connections warm."""
-    bot.problems.clear()
-
-    async def go() -> list[Sample]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as session:
-            async def one(number: int, script: Script) -> list[Sample]:
-                sender = script.sender.format(tag=f"{tag}-warm-{number}")
-                return [await send(session, bot, sender, script, turn) for turn in script.turns]
-
-            runs = [one(n, script) for n, script in enumerate(bot.scripts * 2)]
-            return [sample for run in await asyncio.gather(*runs) for sample in run]
-
-    samples = asyncio.run(go())
-    log(f"{bot.name}: warm-up, {len(samples)} messages, p50 {latency_figures(samples)['p50_ms']} ms")
-    for kind, problem in bot.problems.items():
-        log(f"{bot.name}: WARNING in warm-up, {kind}: {problem}")
-    bot.problems.clear()
-
 
 # --- report ----------------------------------------------------------------
-
-
-def fmt(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and value >= 100:
-        return f"{value:,.0f}"
-    return f"{value}"
 
 
 def print_tables(results: dict[str, dict[int, dict]], bots: dict[str, Bot]) -> None:
@@ -589,17 +181,10 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     args = parse_args()
-    # Ctrl-C (even if the shell that started us ignores SIGINT) and SIGTERM
-    # unwind through the finally below, which stops every process.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupted)
-    command = "bench/conversations.py " + " ".join(sys.argv[1:])
+    stop_on_signals()  # the finally below stops every process
+    command = "-m bench.conversations " + " ".join(sys.argv[1:])
     started_at = datetime.now()
     load_before = loadavg()
     log(f"load average before: {load_before} ({os.cpu_count()} cores)")
@@ -632,8 +217,8 @@ def main() -> int:
             stack.start()
             if worker:
                 stack.nlu_worker_pid()  # Rasa parses messages itself until the worker has loaded
-            bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, lambda stack=stack: stack_roles(stack),
-                             note="run_stack.sh: gunicorn CRM (1 worker, as tests/e2e/stack.py sets), actions, Rasa "
+            bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, stack.server_processes,
+                             note="run_stack.sh: gunicorn CRM (1 worker, as harness/stack.py sets), actions, Rasa "
                                   + ("with its NLU worker" if worker else "parsing messages itself (BOT_NLU_WORKER=0)")
                                   + ", SQLite tracker store",
                              identity_secret=stack.identity_secret)

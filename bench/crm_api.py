@@ -8,17 +8,17 @@ Against a backend you started (key needs tickets:* and customers:*; raise its
 rate limit, e.g. CRM_RATE_LIMIT="1000000 per minute", or the figures measure
 429s):
 
-    .venv/backend/bin/python bench/crm_api.py --url http://127.0.0.1:8000 --key crm_...
+    .venv/backend/bin/python -m bench.crm_api --url http://127.0.0.1:8000 --key crm_...
 
 Or let it start its own gunicorn, configured like the Procfile's `crm:` line,
 on a temporary SQLite database:
 
-    .venv/backend/bin/python bench/crm_api.py --serve [--workers 2] [--threads 1]
+    .venv/backend/bin/python -m bench.crm_api --serve [--workers 2] [--threads 1]
 
 or on PostgreSQL instead of SQLite (a database of its own, created on that
 server and dropped afterwards):
 
-    .venv/backend/bin/python bench/crm_api.py --serve --postgres postgresql+psycopg://postgres@127.0.0.1:5432
+    .venv/backend/bin/python -m bench.crm_api --serve --postgres postgresql+psycopg://postgres@127.0.0.1:5432
 
 The load generator is wrk (`make bench-tools` installs Debian's; this script
 installs nothing and says so if wrk is missing). A C client with one epoll
@@ -41,15 +41,15 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO
+from harness.ports import free_port
+
 BIN = REPO / ".venv" / "backend" / "bin"
 WRK_MISSING = (
     "wrk is not installed, and this benchmark needs it as its load generator: "
@@ -200,12 +200,6 @@ def summarise(name: str, clients: int, raw: dict, offered: float | None = None) 
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class BenchDatabase:
     """A PostgreSQL database of the benchmark's own: created now, dropped at the end."""
 
@@ -333,5 +327,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     main()

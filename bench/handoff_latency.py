@@ -1,9 +1,9 @@
 """Handoff latency (issue #8): an agent's reply to the customer's socket, and a
 customer's message to where the agent console reads it, on the real stack.
 
-    .venv/backend/bin/python bench/handoff_latency.py [--replies 100] [--messages 100]
+    .venv/backend/bin/python -m bench.handoff_latency [--replies 100] [--messages 100]
 
-Starts the stack like the end-to-end tests (tests/e2e/stack.py: free ports,
+Starts the stack like the end-to-end tests (harness/stack.py: free ports,
 temporary var/). A socket.io customer (ada@example.com) asks for a person,
 the handoff is claimed for agent@example.com through the API, then:
 
@@ -40,23 +40,16 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import requests
 
-import requests  # noqa: E402
-
-from tests.e2e.stack import Stack  # noqa: E402
-from tests.e2e.test_socketio import WidgetClient  # noqa: E402
+from harness.stack import Stack
+from harness.stats import percentile
+from harness.widget_client import WidgetClient
 
 AGENT = ("agent@example.com", "northwind-demo")
 REPLY_GOAL_MS = 500
 CONSOLE_GOAL_MS = 2000
 POLL_SECONDS = 0.02
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, round(fraction * len(ordered)) - 1)]
 
 
 def figures(samples: list[float]) -> dict:
@@ -65,7 +58,7 @@ def figures(samples: list[float]) -> dict:
     return {
         "n": len(samples),
         "p50_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(percentile(samples, 0.95), 1),
+        "p95_ms": round(percentile(samples, 95), 1),
         "max_ms": round(max(samples), 1),
     }
 

@@ -1,6 +1,6 @@
 """Customer import: time and peak memory of `crm import-customers` on 100,000 rows.
 
-    .venv/backend/bin/python bench/import_customers.py [--rows 100000] [--seed 10] [--jobs N]
+    .venv/backend/bin/python -m bench.import_customers [--rows 100000] [--seed 10] [--jobs N]
 
 Writes a CSV with a fixed random seed: 10 % dirty rows (bad e-mails, bad
 phones, stray spaces, upper-case e-mails, empty names, in equal shares)
@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO
+
 BIN = REPO / ".venv" / "backend" / "bin"
 
 FIRST = ["ada", "grace", "alan", "edsger", "barbara", "donald", "margaret", "john", "frances", "ken", "radia", "tim", "sophie", "linus", "anita"]

@@ -1,6 +1,6 @@
-"""CPU time of one next-action prediction, with and without bot.past_states, bot.log_copies and bot.lazy_ted.
+"""CPU time of one next-action prediction, with and without bot.patches.past_states, log_copies and lazy_ted.
 
-    .venv/bot/bin/python bench/policy_prediction.py [--repeat 3] [--predictions 150]
+    .venv/bot/bin/python -m bench.policy_prediction [--repeat 3] [--predictions 150]
 
 Loads the trained model (models/helpdesk.tar.gz, `make train`) in this
 process and asks Rasa's processor for the next action
@@ -22,12 +22,10 @@ import copy as standard_copy
 import logging
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from harness import REPO
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.chdir(REPO)
 
@@ -79,7 +77,7 @@ def main() -> None:
     from rasa.shared.core.domain import Domain
 
     import bot.components  # noqa: F401 - installs the project's patches, as Rasa's model load does
-    from bot import lazy_ted, log_copies, past_states
+    from bot.patches import lazy_ted, log_copies, past_states
 
     agent = Agent.load(str(REPO / "models" / "helpdesk.tar.gz"))
     processor = agent.processor

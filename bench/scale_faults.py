@@ -1,18 +1,19 @@
 """Faults under load on the scaled profile (`make run-scaled`), each with what
 customers saw and what was lost (issue 11).
 
-    .venv/bot/bin/python bench/scale_faults.py [--concurrency 20] [--observe 60]
+    .venv/bot/bin/python -m bench.scale_faults [--concurrency 20] [--observe 60]
                                               [--webhook-outage 300] [--only rasa,actions,postgres,redis,webhooks]
 
 NOT part of `make test`: it restarts this machine's PostgreSQL and stops its
 Redis for 10 s (both come back, started the way the machine starts them), so
 run it only when nothing else uses them.
 
-Starts the scaled profile on free ports (tests/e2e/scaled_stack.py, databases,
+Starts the scaled profile on free ports (harness/scaled.py, databases,
 queue and channels of its own), subscribes a webhook receiver of its own to
 `ticket.created`, puts `--concurrency` widget customers on it
-(bench/scale_load.py's socket.io client and flows, closed loops), and then,
-one after another, each with `--observe` seconds of load after it:
+(harness/load/widget.py's socket.io client, harness/load/flows.py's flows,
+closed loops), and then, one after another, each with `--observe` seconds of
+load after it:
 
 1. `kill -9` one Rasa instance (scripts/respawn.sh starts it again);
 2. `kill -9` one action server (likewise);
@@ -21,7 +22,7 @@ one after another, each with `--observe` seconds of load after it:
 5. the webhook receiver down for `--webhook-outage` seconds (default 300).
 
 Each customer's client does what the widget does about a lost reply
-(bench/scale_load.py's Widget with ``resend``, widget/src/connection.js):
+(harness/load/widget.py's Widget with ``resend``, widget/src/connection.js):
 a message that has had no reply is sent again by itself, once, with its
 ``message_id`` and ``resend: true``, when the socket is confirmed again
 after a disconnect or after 20 s without a reply; Rasa answers it unless it
@@ -40,7 +41,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -52,23 +52,15 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from harness import BENCH_DIR
+from harness.load.flows import OUR_SCRIPTS, Bot
+from harness.load.widget import TICKET, TurnResult, Widget, learn_reply_counts
+from harness.ports import free_port
+from harness.processes import cmdline, descendants, loadavg
+from harness.report import log
+from harness.scaled import ScaledStack, missing_services_from_backend, remove_state_from_backend
+from harness.stats import percentile
 
-from bench.conversations import OUR_SCRIPTS, cmdline, loadavg, log, percentile
-from bench.scale_load import (
-    Bot,
-    TurnResult,
-    Widget,
-    custom_data,
-    learn_reply_counts,
-    missing_services,
-    remove_scaled_state,
-)
-from tests.e2e.scaled_stack import ScaledStack
-from tests.e2e.stack import descendants
-
-TICKET = re.compile(r"TCK-\d{6,}")
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
     "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
@@ -135,7 +127,7 @@ async def customer(bot: Bot, run: Run, number: int, tag: str) -> None:
         script = bot.scripts[(number + conversation) % len(bot.scripts)]
         conversation += 1
         sender = script.sender.format(tag=f"{tag}-{number}-{conversation}")
-        data = custom_data(bot, script, sender)
+        data = bot.custom_data(script, sender)
         conversation_id = f"{number}-{conversation}"
         state = run.conversations[conversation_id] = {
             "email": data.get("email") if script.name == "complaint" else None,
@@ -367,19 +359,16 @@ def main() -> int:
     unknown = set(args.only) - {"rasa", "actions", "postgres", "redis", "webhooks"}
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
-    missing = missing_services()
+    missing = missing_services_from_backend()
     if missing:
         print("the scaled profile cannot run here: " + "; ".join(missing), file=sys.stderr)
         return 2
     if not args.receiver_port:
-        from bench.conversations import free_port
-
         args.receiver_port = free_port()
     started_at = datetime.now()
     load_before = loadavg()
-    bench_dir = REPO / "var" / "bench"
-    bench_dir.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/
-    run_dir = Path(tempfile.mkdtemp(prefix=f"scale-faults-{started_at:%Y%m%d-%H%M%S}-", dir=bench_dir))
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/
+    run_dir = Path(tempfile.mkdtemp(prefix=f"scale-faults-{started_at:%Y%m%d-%H%M%S}-", dir=BENCH_DIR))
     stack = ScaledStack(var_dir=run_dir / "scaled")
     log(f"scaled profile: starting (logs in {run_dir})")
     try:
@@ -388,11 +377,13 @@ def main() -> int:
         report = asyncio.run(main_async(args, stack, f"{started_at:%H%M%S}"))
     finally:
         stack.stop()
-        remove_scaled_state(stack.name)
+        problem = remove_state_from_backend(stack.name)
+        if problem:
+            log(f"could not remove the scaled profile's databases and queue {stack.name}: {problem}")
     respawns = [line for line in stack.log().splitlines() if "respawn:" in line]
     report.update({
         "started": started_at.isoformat(timespec="seconds"),
-        "command": ".venv/bot/bin/python bench/scale_faults.py " + " ".join(sys.argv[1:]),
+        "command": ".venv/bot/bin/python -m bench.scale_faults " + " ".join(sys.argv[1:]),
         "concurrency": args.concurrency,
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),

@@ -5,7 +5,7 @@ environments, no model, no var/), runs `make run` there, waits for the
 "All services are healthy." line, presses Ctrl-C, then runs `make run` a
 second time with nothing changed. Prints both timings and a JSON line.
 
-    python3 bench/startup.py [--keep]
+    python3 -m bench.startup [--keep]
 
 Uses free ports so it can run beside a running stack. pip's download cache
 is not cleared, so the first figure is a fresh checkout on a machine that has
@@ -19,21 +19,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-READY_LINE = "All services are healthy."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from harness import READY_LINE, REPO
+from harness.ports import free_port
 
 
 def timed_make_run(checkout: Path, log_path: Path, timeout: float = 1800) -> float:

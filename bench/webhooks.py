@@ -1,6 +1,6 @@
 """Outbound webhooks: outbox throughput and change-to-delivery latency.
 
-    .venv/backend/bin/python bench/webhooks.py [--events 2000] [--concurrency 4]
+    .venv/backend/bin/python -m bench.webhooks [--events 2000] [--concurrency 4]
                                                [--rate 20] [--duration 15]
 
 On a temporary SQLite database (the embedded default) it registers one
@@ -28,16 +28,16 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO
+from harness.stats import percentile
+
 BIN = REPO / ".venv" / "backend" / "bin"
-sys.path.insert(0, str(REPO))
 
 
 class Receiver:
@@ -96,11 +96,6 @@ def start_worker(env: dict, concurrency: int, poll_interval: float) -> subproces
 def stop_worker(worker: subprocess.Popen) -> None:
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=15)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -175,7 +170,7 @@ def main() -> None:
             stop_worker(worker)
         latencies = [(receiver.arrivals[ticket_id] - at) * 1000 for ticket_id, at in committed.items() if ticket_id in receiver.arrivals]
         missing = len(committed) - len(latencies)
-        p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
+        p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
         print(f"latency: {len(latencies)} changes at {args.rate:g}/s, commit to arrival p50 {p50:.0f} ms, "
               f"p95 {p95:.0f} ms, max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms "
               f"(poll interval {args.poll_interval:g} s; {missing} missing)")

@@ -2,7 +2,7 @@
 widget against the real stack, and the same questions over a bare socket.io
 client for comparison (what Rasa itself takes).
 
-    .venv/backend/bin/python bench/widget_latency.py [--messages 50]
+    .venv/backend/bin/python -m bench.widget_latency [--messages 50]
 
 Starts the stack like the end-to-end tests (free ports, temporary var/),
 drives Debian's Chromium with Playwright, prints p50/p95/max in ms.
@@ -10,21 +10,15 @@ Needs `make setup train` and /usr/bin/chromium (`make test-e2e` installs it).
 """
 
 import argparse
-import queue
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import socketio  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from tests.e2e.stack import Stack  # noqa: E402
-from tests.e2e.widget_support import BOT_BUBBLES, CHROMIUM, CHROMIUM_ARGS, LAUNCHER  # noqa: E402
+from harness.browser import BOT_BUBBLES, LAUNCHER, chromium_browser
+from harness.stack import Stack
+from harness.stats import percentile
+from harness.widget_client import WidgetClient
 
 QUESTIONS = [
     "how long does delivery take",
@@ -60,48 +54,34 @@ ENTER_TO_BUBBLE = """async (text) => {
 
 
 def summary(name: str, samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     return (
-        f"{name:<28} n={len(samples):<3} p50 {statistics.median(ordered):6.0f} ms"
-        f"   p95 {p95:6.0f} ms   max {ordered[-1]:6.0f} ms"
+        f"{name:<28} n={len(samples):<3} p50 {statistics.median(samples):6.0f} ms"
+        f"   p95 {percentile(samples, 95):6.0f} ms   max {max(samples):6.0f} ms"
     )
 
 
 def widget_latencies(stack: Stack, count: int) -> list[float]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{stack.crm_url}/")
         page.wait_for_function("() => window.HelpdeskChat !== undefined")
         page.locator(LAUNCHER).click()
         page.locator(BOT_BUBBLES).first.wait_for(timeout=60_000)
-        samples = [page.evaluate(ENTER_TO_BUBBLE, QUESTIONS[i % len(QUESTIONS)]) for i in range(count)]
-        browser.close()
-    return samples
+        return [page.evaluate(ENTER_TO_BUBBLE, QUESTIONS[i % len(QUESTIONS)]) for i in range(count)]
 
 
 def socketio_latencies(stack: Stack, count: int) -> list[float]:
-    replies: queue.Queue = queue.Queue()
-    confirmed: queue.Queue = queue.Queue()
-    client = socketio.Client(reconnection=False)
-    client.on("bot_uttered", replies.put)
-    client.on("session_confirm", confirmed.put)
-    client.connect(stack.rasa_url, transports=["websocket"], wait_timeout=10)
-    client.emit("session_request", {})
-    confirmation = confirmed.get(timeout=10)
-    # The server issues the session ({session_id, session_token}; a bare id before issue 19).
-    session_id = confirmation["session_id"] if isinstance(confirmation, dict) else confirmation
+    client = WidgetClient(stack.rasa_url)
     samples = []
     for i in range(count):
         start = time.perf_counter()
-        client.emit("user_uttered", {"message": QUESTIONS[i % len(QUESTIONS)], "session_id": session_id})
-        replies.get(timeout=30)
+        client.send(QUESTIONS[i % len(QUESTIONS)])
+        client.replies.get(timeout=30)
         samples.append((time.perf_counter() - start) * 1000)
         time.sleep(0.3)  # later parts of a split answer arrive before the next question
-        while not replies.empty():
-            replies.get_nowait()
-    client.disconnect()
+        while not client.replies.empty():
+            client.replies.get_nowait()
+    client.close()
     return samples
 
 

@@ -10,16 +10,14 @@
 # makes sure the token and the bot's API key exist, renders the load
 # balancer's configuration, then hands over to honcho with Procfile.scaled.
 # Every setting can be overridden from the environment (docs/operations.md
-# "Settings"); tests/e2e/test_scaled.py starts it on free ports this way.
+# "Settings"); tests/e2e/test_scaled.py and the benchmarks start it on free
+# ports this way (harness/scaled.py). What it shares with scripts/run_stack.sh
+# is in scripts/env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/env.sh var/scaled "make run-scaled"
 
-export VAR_DIR=$(realpath -m "${VAR_DIR:-var/scaled}")
-mkdir -p "$VAR_DIR"
-chmod 700 "$VAR_DIR"
-
-# Public: the load balancer. Everything else listens on 127.0.0.1 behind it.
-export BIND_HOST=${BIND_HOST:-127.0.0.1}
+# Public: the load balancer (BIND_HOST). Everything else listens on 127.0.0.1 behind it.
 export LB_PORT=${LB_PORT:-8080}
 export RASA_API_LB_PORT=${RASA_API_LB_PORT:-8081}
 export ACTIONS_LB_PORT=${ACTIONS_LB_PORT:-8082}
@@ -73,25 +71,14 @@ export CRM_URL=${CRM_URL:-http://127.0.0.1:$CRM_PORT}
 export RASA_PORT=$LB_PORT
 export LB_RUN_DIR=$VAR_DIR/nginx
 
-export RASA_TELEMETRY_ENABLED=false
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-# One TensorFlow thread per pool, as scripts/run_stack.sh explains.
-export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
-export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
-# No NLU worker process beside each Rasa instance (bot/nlu_worker.py): it
+# No NLU worker process beside each Rasa instance (bot/patches/nlu_worker.py): it
 # helps one Rasa process use an idle second core, but here the instances
 # already fill the cores, and with workers the profile did 32 msg/s at 20
 # conversations against 36.7 without (docs/benchmarks.md). More instances,
 # not workers, is how this profile grows.
 export BOT_NLU_WORKER=${BOT_NLU_WORKER:-0}
-export PYTHONUNBUFFERED=1
-export SANIC_KEEP_ALIVE_TIMEOUT=${SANIC_KEEP_ALIVE_TIMEOUT:-75}
 
-crm=.venv/backend/bin/crm
-if [ ! -x "$crm" ] || [ ! -x .venv/bot/bin/rasa ] || [ ! -f models/helpdesk.tar.gz ]; then
-  echo "error: the environments or the Rasa model are missing; run \`make run-scaled\`, which prepares them." >&2
-  exit 1
-fi
+require_installed
 if ! command -v nginx >/dev/null; then
   echo "error: nginx is not installed; \`make run-scaled\` installs Debian's package (or: apt-get install nginx)." >&2
   exit 1
@@ -99,35 +86,8 @@ fi
 
 .venv/backend/bin/python scripts/check_scaled_services.py
 
-# Secrets, as scripts/run_stack.sh makes them: generated once into $VAR_DIR
-# unless given. Every Rasa instance gets the same token.
-secret() {  # secret NAME FILE BYTES
-  if [ -z "${!1:-}" ]; then
-    if [ ! -s "$2" ]; then
-      (umask 077 && .venv/backend/bin/python -c "import secrets; print(secrets.token_urlsafe($3))" > "$2")
-    fi
-    export "$1"="$(cat "$2")"
-  fi
-}
-secret RASA_TOKEN "$VAR_DIR/rasa_token" 32
-secret CRM_SECRET_KEY "$VAR_DIR/secret_key" 48
-secret CHAT_IDENTITY_SECRET "$VAR_DIR/chat_identity_secret" 48
-secret ACTIONS_TOKEN "$VAR_DIR/actions_token" 32
-secret REST_CHANNEL_TOKEN "$VAR_DIR/rest_channel_token" 32
-
-# Several backends may run this at once (one per machine): the migration
-# takes a PostgreSQL advisory lock, the others find the schema at head.
-"$crm" init-db
-if [ "${SEED_DEMO:-1}" = "1" ]; then
-  "$crm" seed-demo
-fi
-if [ -z "${CRM_API_KEY:-}" ]; then
-  export CRM_API_KEY_FILE=$VAR_DIR/crm_api_key
-  "$crm" ensure-api-key bot --file "$CRM_API_KEY_FILE" \
-    --scopes customers:read --scopes customers:write \
-    --scopes tickets:read --scopes tickets:write --scopes handoffs:write \
-    --scopes feedback:write
-fi
+make_secrets
+prepare_crm
 
 # The load balancer's configuration, from deploy/nginx.conf.template.
 export CRM_PORTS=$CRM_PORT RASA_PORTS=$RASA1_PORT,$RASA2_PORT ACTIONS_PORTS=$ACTIONS1_PORT,$ACTIONS2_PORT

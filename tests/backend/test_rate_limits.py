@@ -1,13 +1,13 @@
 """Too many requests from one client get a 429 problem with Retry-After."""
 
 import os
-import socket
 import uuid
 
 import pytest
 
 from crm_backend import create_app, migrate
 from crm_backend.db import get_engine
+from harness.ports import free_port
 
 
 @pytest.fixture
@@ -94,10 +94,7 @@ def test_an_unreachable_redis_does_not_turn_requests_into_errors(tmp_path):
     from crm_backend import api_keys
     from crm_backend.db import get_session
 
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    app = _worker_app(tmp_path, f"redis://127.0.0.1:{closed_port}/0")
+    app = _worker_app(tmp_path, f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     with app.app_context():
         migrate.upgrade_to_head(get_engine())
         _, key = api_keys.create_api_key(get_session(), "busy", ["customers:read"])

@@ -10,7 +10,6 @@ no traceback.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from harness.ports import free_port
+
 BIN = Path(sys.executable).parent
 # The one operation left out: it would revoke the key the test runs with
 # (tests/backend/test_bot_key.py and test_api_keys.py test it).
@@ -32,12 +33,6 @@ KEY_REVOCATION = {"method": "DELETE", "path": "/api/v1/api-keys/{api_key_id}"}
 # Not ready (503) is their documented answer while no need model is trained,
 # as in this test; everywhere else a 5xx is a bug.
 ANSWER_503_WITHOUT_A_MODEL = ("/readyz", "/api/v1/classify")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _StandInRasa(BaseHTTPRequestHandler):
@@ -91,7 +86,7 @@ def live_api(tmp_path_factory, stand_in_rasa):
         [crm, "create-api-key", "schemathesis", "--scopes", "admin"], env=env, check=True, capture_output=True, text=True, cwd=tmp
     )
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     server_log = (tmp / "server.log").open("w+b")
     server = subprocess.Popen(
         [

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.e2e.stack import Stack
+from harness.stack import Stack
 
 
 @pytest.fixture(scope="session")

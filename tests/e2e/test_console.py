@@ -9,16 +9,16 @@ import os
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.test_socketio import WidgetClient
+from harness import REPO
+from harness.browser import chromium_browser
+from harness.widget_client import WidgetClient
+from tests.e2e.widget_support import AXE
 
-REPO = Path(__file__).resolve().parents[2]
-from tests.e2e.widget_support import AXE, chromium_browser  # noqa: E402
 DESKTOP = {"width": 1280, "height": 800}
 DEMO_AGENT = ("agent@example.com", "northwind-demo")
 LIVE_MS = 15_000

@@ -13,7 +13,8 @@ from urllib.parse import urljoin
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.widget_support import AXE, chromium_browser
+from harness.browser import chromium_browser
+from tests.e2e.widget_support import AXE
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS_DIR") or REPO / "var" / "test-artifacts")

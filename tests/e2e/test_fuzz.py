@@ -31,7 +31,8 @@ import socketio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.stack import Stack, alive, descendants
+from harness.processes import alive, descendants
+from harness.stack import Stack
 
 REST_JSON_EXAMPLES = 110
 REST_BYTES_EXAMPLES = 40

@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
+from harness.widget_client import WidgetClient
 from tests.e2e.test_conversation import texts
-from tests.e2e.test_socketio import WidgetClient
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The Rasa process of `make run` as it runs: its TensorFlow threads, its frozen model, its NLU worker.
 
-(That every trained model loads is tests/bot/test_fast_loading.py's.)"""
+(That every trained model loads, with the patches and without, is tests/bot/test_patches_off.py's.)"""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.e2e.stack import descendants
+from harness.processes import descendants
 
 
 def rasa_server_pid(stack) -> int:

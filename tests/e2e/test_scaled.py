@@ -22,9 +22,11 @@ import requests
 from sqlalchemy import create_engine, text
 
 from crm_backend.rasa import RasaClient
-from tests.e2e.scaled_stack import REPO, ScaledStack, missing_services
-from tests.e2e.stack import alive, descendants, port_is_open
-from tests.e2e.test_socketio import WidgetClient
+from harness import REPO
+from harness.ports import port_is_open
+from harness.processes import alive, descendants
+from harness.scaled import ScaledStack, missing_services
+from harness.widget_client import WidgetClient
 
 MISSING = missing_services()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason="the scaled stack needs them: " + "; ".join(MISSING))

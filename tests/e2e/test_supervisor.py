@@ -4,7 +4,9 @@ second start on the same var/ keeps the data, the token and the bot's key."""
 import secrets
 import sqlite3
 
-from tests.e2e.stack import Stack, alive, descendants, port_is_open
+from harness.ports import port_is_open
+from harness.processes import alive, descendants
+from harness.stack import Stack
 
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_state(tmp_path):

@@ -27,8 +27,11 @@ import requests
 import yaml
 from requests.adapters import HTTPAdapter
 
-from tests.e2e.stack import REPO, Stack, alive, descendants, sign_identity
-from tests.e2e.test_socketio import WidgetClient
+from harness import REPO
+from harness.identity import sign_identity
+from harness.processes import alive, descendants
+from harness.stack import Stack
+from harness.widget_client import WidgetClient
 from tests.e2e.widget_support import push_bot_event, tracker
 
 ADA = ("ada@example.com", "Ada Lovelace")
@@ -519,7 +522,8 @@ def storage_of(page) -> str:
 def test_the_demo_shops_sign_in_greets_ada_and_sign_out_leaves_nothing_of_hers(trust):
     from playwright.sync_api import expect
 
-    from tests.e2e.widget_support import BOT_BUBBLES, BUNDLE, LAUNCHER, chromium_browser
+    from harness.browser import BOT_BUBBLES, LAUNCHER, chromium_browser
+    from tests.e2e.widget_support import BUNDLE
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with chromium_browser(BUNDLE) as chromium:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from tests.e2e.stack import REPO
+from harness import REPO
 from tests.e2e.test_conversation import texts
 
 

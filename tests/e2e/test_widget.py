@@ -13,18 +13,20 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.widget_support import (
+from harness.browser import (
     AGENT_ROWS,
-    AXE,
     BANNER,
-    BUNDLE,
     BOT_BUBBLES,
-    chromium_browser,
     CUSTOMER_BUBBLES,
     FOCUSED,
     INPUT,
     LAUNCHER,
     QUICK_REPLIES,
+    chromium_browser,
+)
+from tests.e2e.widget_support import (
+    AXE,
+    BUNDLE,
     CuttableProxy,
     HostPage,
     OwnRasa,

@@ -1,7 +1,8 @@
-"""Helpers for the chat widget's browser tests: Debian's Chromium through
-Playwright, the widget's shadow DOM, Rasa's tracker, a TCP proxy that can
-cut the widget off from Rasa the way a Rasa restart does, and a Rasa server
-of a test's own that it can really stop and start again."""
+"""Helpers for the chat widget's browser tests (the browser and the widget's
+elements are harness/browser.py's): Rasa's tracker, a TCP proxy that can
+cut the widget off from Rasa the way a Rasa restart does, a host page of
+another origin, and a Rasa server of a test's own that it can really stop
+and start again."""
 
 from __future__ import annotations
 
@@ -12,55 +13,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from harness import REPO
+from harness.ports import free_port
+
 AXE = REPO / "widget" / "node_modules" / "axe-core" / "axe.min.js"
 BUNDLE = REPO / "crm_backend" / "pages" / "static" / "widget.js"
-
-
-@contextmanager
-def chromium_browser(*required: Path) -> Iterator:
-    """Debian's Chromium through Playwright, once the files it needs exist."""
-    from playwright.sync_api import sync_playwright
-
-    missing = [str(path) for path in (*required, Path(CHROMIUM)) if not path.exists()]
-    assert not missing, f"missing {', '.join(missing)}: run `make setup` and `make test-e2e` (installs Chromium)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-# Selectors inside the widget's (open) shadow root; Playwright's CSS engine
-# pierces it.
-LAUNCHER = "[data-helpdesk-chat] button.launcher"
-INPUT = "[data-helpdesk-chat] textarea"
-BOT_BUBBLES = "[data-helpdesk-chat] .log .from-bot .bubble"
-AGENT_ROWS = "[data-helpdesk-chat] .log .from-agent"
-CUSTOMER_BUBBLES = "[data-helpdesk-chat] .log .from-customer .bubble"
-QUICK_REPLIES = "[data-helpdesk-chat] .quick-replies button"
-BANNER = "[data-helpdesk-chat] .banner"
-
-# What the widget's shadow root has focused, seen from the page.
-FOCUSED = """() => {
-  const el = document.querySelector('[data-helpdesk-chat]').shadowRoot.activeElement;
-  return el ? (el.className || el.tagName.toLowerCase()) + '|' + (el.textContent || '').trim() : null;
-}"""
 
 
 def tracker(stack, session_id: str) -> dict:
@@ -212,8 +174,6 @@ class OwnRasa:
     wait, as honcho does it; ``start()`` again brings it back on the same port."""
 
     def __init__(self, stack, state_dir: Path, port: int | None = None):
-        from tests.e2e.stack import free_port
-
         self.port = port or free_port()
         self.rasa_url = f"http://127.0.0.1:{self.port}"
         self.rasa_token = secrets.token_urlsafe(32)

@@ -1,5 +1,7 @@
-"""Starts the real stack (scripts/run_stack.sh, the same path as `make run`)
-on free ports with a temporary var/ directory, and stops it like Ctrl-C does.
+"""The default profile (`make run`): scripts/run_stack.sh on free ports with a
+temporary var/, stopped like Ctrl-C does. ScaledStack (harness/scaled.py)
+starts the scaled profile through the same start() with its own script and
+settings.
 """
 
 from __future__ import annotations
@@ -7,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -15,67 +16,17 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-READY_LINE = "All services are healthy."
+from harness import READY_LINE, REPO
+from harness.identity import sign_identity
+from harness.ports import free_port
+from harness.processes import descendants, roles_below
 
-
-_ports_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never one this process was given before:
-    the kernel may hand the same free port to two quick calls (a stack's CRM
-    and Rasa once got the same one)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
-
-
-def port_is_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid``, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def sign_identity(secret: str, email: str, name: str | None = None, seconds: float = 3600, **claims) -> str:
-    """A signed customer identity (JWT HS256), as a host site's backend makes one."""
-    import jwt  # PyJWT, in the backend environment
-
-    now = int(time.time())
-    payload = {"email": email, "iat": now, "exp": now + int(seconds), **claims}
-    if name is not None:
-        payload["name"] = name
-    return jwt.encode(payload, secret, algorithm="HS256")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+# Settings a developer's shell may hold for their own stack: a stack of the
+# harness makes its own (secrets into its var/, URLs from its ports).
+NOT_INHERITED = (
+    "DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL", "RASA_PUBLIC_URL",
+    "CHAT_IDENTITY_SECRET", "ACTIONS_TOKEN", "REST_CHANNEL_TOKEN",
+)
 
 
 @dataclass
@@ -88,6 +39,13 @@ class Stack:
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # settings on top of the defaults
 
+    # What start() runs, how it names the stack in its log file and errors,
+    # and how long it waits by default (class attributes, not fields).
+    script = "run_stack.sh"
+    log_suffix = "stack"
+    what = "the stack"
+    start_timeout = 300.0
+
     @property
     def crm_url(self) -> str:
         return f"http://127.0.0.1:{self.crm_port}"
@@ -95,6 +53,10 @@ class Stack:
     @property
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.var_dir / 'crm.db'}"
 
     @property
     def rasa_token(self) -> str:
@@ -124,7 +86,7 @@ class Stack:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def nlu_worker_pid(self, seconds: float = 180) -> int:
-        """The NLU worker the Rasa log names as ready (bot/nlu_worker.py; it loads after the server is up)."""
+        """The NLU worker the Rasa log names as ready (bot/patches/nlu_worker.py; it loads after the server is up)."""
         deadline = time.monotonic() + seconds
         while True:
             found = re.findall(r"The NLU worker \(pid (\d+)\) parses messages", self.log())
@@ -134,22 +96,23 @@ class Stack:
                 raise RuntimeError("Rasa's NLU worker did not start:\n" + self.log()[-3000:])
             time.sleep(0.5)
 
-    def start(self, timeout: float = 300) -> "Stack":
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k
-            not in (
-                "DATABASE_URL", "RASA_TOKEN", "CRM_API_KEY", "CRM_URL", "RASA_URL",
-                "CHAT_IDENTITY_SECRET", "ACTIONS_TOKEN", "REST_CHANNEL_TOKEN",
-            )
+    def server_processes(self, services: bool = False) -> dict[str, list[int]]:
+        """The stack's server processes by role (harness.processes.roles_below)."""
+        return roles_below(self.process.pid if self.process else None, services)
+
+    def profile_settings(self) -> dict[str, str]:
+        """This profile's ports and sizes, as its run script reads them."""
+        return {
+            "RASA_PORT": str(self.rasa_port),
+            "ACTIONS_PORT": str(self.actions_port),
+            "CRM_WORKERS": "1",
         }
+
+    def environment(self, timeout: float) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         env.update(
             VAR_DIR=str(self.var_dir),
             CRM_PORT=str(self.crm_port),
-            RASA_PORT=str(self.rasa_port),
-            ACTIONS_PORT=str(self.actions_port),
-            CRM_WORKERS="1",
             READY_TIMEOUT=str(int(timeout)),
             # Handoffs go to a person whatever the hour the tests run at, as
             # long as an agent has signed in to the console (sign_in_agent).
@@ -159,15 +122,21 @@ class Stack:
             # SSRF guard refuses; a test can set it back to "" in extra_env.
             WEBHOOK_ALLOW_PRIVATE=os.environ.get("WEBHOOK_ALLOW_PRIVATE", "1"),
         )
+        env.update(self.profile_settings())
         env.update(self.extra_env)
-        self.log_path = self.var_dir.parent / f"{self.var_dir.name}-stack.log"
+        return env
+
+    def start(self, timeout: float | None = None) -> "Stack":
+        """Runs the profile's script and waits for its ready line."""
+        timeout = timeout or self.start_timeout
+        self.log_path = self.var_dir.parent / f"{self.var_dir.name}-{self.log_suffix}.log"
         log = self.log_path.open("wb")
         # Its own process group, so a signal to the group is what Ctrl-C in a
         # terminal does.
         self.process = subprocess.Popen(
-            [str(REPO / "scripts" / "run_stack.sh")],
+            [str(REPO / "scripts" / self.script)],
             cwd=REPO,
-            env=env,
+            env=self.environment(timeout),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -177,10 +146,10 @@ class Stack:
             if READY_LINE in self.log():
                 return self
             if self.process.poll() is not None:
-                raise RuntimeError(f"the stack exited with {self.process.returncode}:\n{self.log()[-6000:]}")
+                raise RuntimeError(f"{self.what} exited with {self.process.returncode}:\n{self.log()[-6000:]}")
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"the stack was not ready in {timeout:.0f} s:\n{self.log()[-6000:]}")
+        raise RuntimeError(f"{self.what} was not ready in {timeout:.0f} s:\n{self.log()[-6000:]}")
 
     def interrupt(self, timeout: float = 30) -> int:
         """Ctrl-C: SIGINT to the foreground process group; returns the exit code."""
@@ -219,7 +188,7 @@ class Stack:
         result = subprocess.run(
             [str(REPO / ".venv/backend/bin/crm"), "create-api-key", name, "--scopes", ",".join(scopes)],
             cwd=REPO,
-            env={**os.environ, "DATABASE_URL": f"sqlite:///{self.var_dir / 'crm.db'}"},
+            env={**os.environ, "DATABASE_URL": self.database_url},
             capture_output=True,
             text=True,
             check=True,
