@@ -41,6 +41,7 @@ help:
 	@echo "make run    start the whole service (CRM :8000, actions :5055, Rasa :5005)"
 	@echo "make run-scaled  the scaled profile: PostgreSQL, Redis, RabbitMQ, 2 Rasa, 2 action servers, nginx on :8080 (docs/operations.md)"
 	@echo "make test   run the whole test suite"
+	@echo "make lint-imports  check who imports whom and that no import cycles exist (part of make test)"
 	@echo "make setup  create/update the two Python environments and build the chat widget"
 	@echo "make widget build the chat widget (widget/ -> $(WIDGET_BUNDLE)) if its sources changed"
 	@echo "make train  train the Rasa model if data/, domain.yml or config.yml changed"
@@ -137,8 +138,14 @@ run: setup train
 run-scaled: setup train $(NGINX)
 	@scripts/run_scaled.sh
 
-test: setup train test-backend test-backend-postgres test-actions test-bot test-widget test-e2e
+test: setup train lint-imports test-backend test-backend-postgres test-actions test-bot test-widget test-e2e
 	@echo "make test: every suite passed"
+
+# Who may import whom, and no import cycles: the contracts in pyproject.toml
+# [tool.importlinter], explained in docs/architecture.md "Import rules".
+.PHONY: lint-imports
+lint-imports: $(BACKEND_STAMP)
+	$(BACKEND_VENV)/bin/lint-imports --no-logo
 
 test-backend: $(BACKEND_STAMP)
 	$(BACKEND_VENV)/bin/python -m pytest tests/backend -q

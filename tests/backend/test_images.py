@@ -5,7 +5,7 @@ Static checks, no Docker engine needed: every image a manifest names is one
 the path it uses (executables on the image's PATH from the locked
 requirements, modules, files and models under the working directory); the
 images install the Makefile's requirement and lock files; the ports they
-expose are the manifests' and the design card's. Building and running the
+expose are the manifests' and docs/architecture.md's. Building and running the
 images needs an engine (docs/operations.md "Images").
 """
 
@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 MAKEFILE = (ROOT / "Makefile").read_text()
 
-# DESIGN.md "Ports and settings": CRM_PORT, RASA_PORT and ACTIONS_PORT defaults;
+# docs/architecture.md "Ports and settings": CRM_PORT, RASA_PORT and ACTIONS_PORT defaults;
 # and its Python versions of the two environments.
-DESIGN_PORTS = {"helpdesk-crm": {8000}, "helpdesk-bot": {5005, 5055}}
-DESIGN_PYTHON = {"helpdesk-crm": "3.11", "helpdesk-bot": "3.10"}
+DOCUMENTED_PORTS = {"helpdesk-crm": {8000}, "helpdesk-bot": {5005, 5055}}
+DOCUMENTED_PYTHON = {"helpdesk-crm": "3.11", "helpdesk-bot": "3.10"}
 
 # Executables the manifests may run, and the distribution whose console
 # script it is ("." is this repository's pyproject.toml). A manifest running
@@ -235,7 +235,7 @@ def test_make_images_says_so_in_one_line_when_no_engine_answers():
     assert result.stderr.splitlines()[0].startswith("error: make images needs a running Docker engine"), result.stderr
 
 
-@pytest.mark.parametrize("image", sorted(DESIGN_PYTHON))
+@pytest.mark.parametrize("image", sorted(DOCUMENTED_PYTHON))
 def test_image_installs_the_makefiles_locked_requirements_on_its_python(image):
     stage = final_stage(image)
     makefile_installs = set(re.findall(r"pip install --quiet -r (\S+) -c (\S+)", MAKEFILE))
@@ -243,22 +243,22 @@ def test_image_installs_the_makefiles_locked_requirements_on_its_python(image):
     installs = [re.search(r"pip install --quiet -r (\S+) -c (\S+)", command) for _, command in stage.runs]
     installs = {match.groups() for match in installs if match}
 
-    assert stage.base == f"python:{DESIGN_PYTHON[image]}-slim"
+    assert stage.base == f"python:{DOCUMENTED_PYTHON[image]}-slim"
     assert len(installs) == 1 and installs <= makefile_installs, installs
     for requirement_file in next(iter(installs)):
         assert (ROOT / requirement_file).is_file(), requirement_file
         assert image_to_repo(stage, f"{stage.workdir}/{requirement_file}") == ROOT / requirement_file
 
 
-@pytest.mark.parametrize("image", sorted(DESIGN_PORTS))
-def test_image_exposes_the_ports_of_its_manifests_and_the_design(image):
+@pytest.mark.parametrize("image", sorted(DOCUMENTED_PORTS))
+def test_image_exposes_the_ports_of_its_manifests_and_the_architecture(image):
     stage = final_stage(image)
     manifest_ports = set().union(*(_container_ports(c) for _, c, _ in manifest_containers() if c["image"] == image))
 
-    assert stage.expose == manifest_ports == DESIGN_PORTS[image]
+    assert stage.expose == manifest_ports == DOCUMENTED_PORTS[image]
 
 
-@pytest.mark.parametrize("image", sorted(DESIGN_PORTS))
+@pytest.mark.parametrize("image", sorted(DOCUMENTED_PORTS))
 def test_image_runs_as_the_manifests_non_root_user(image):
     user = final_stage(image).user.split(":")[0]
 
@@ -418,7 +418,7 @@ def test_dockerignore_keeps_environments_state_models_and_secrets_out_of_the_con
     assert ignored_by_dockerignore(relative)
 
 
-@pytest.mark.parametrize("image", sorted(DESIGN_PORTS))
+@pytest.mark.parametrize("image", sorted(DOCUMENTED_PORTS))
 def test_everything_a_dockerfile_copies_is_in_the_build_context(image):
     stages = parse_dockerfile(makefile_images()[image])
     names = {stage.name for stage in stages}
