@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
-from pathlib import Path
 from typing import Any, Optional
 
 import httpx
 
+from actions import settings
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_CRM_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
 
 
@@ -75,17 +74,6 @@ class CRMAuthError(CRMUnavailable):
         super().__init__(f"CRM refused the bot's key with {status}: {problem.get('detail') or problem.get('title')}")
 
 
-def _read_api_key() -> str:
-    """The bot's key: ``CRM_API_KEY``, else the file named by ``CRM_API_KEY_FILE``."""
-    key = os.environ.get("CRM_API_KEY", "").strip()
-    if key:
-        return key
-    key_file = os.environ.get("CRM_API_KEY_FILE", "").strip()
-    if key_file and Path(key_file).is_file():
-        return Path(key_file).read_text(encoding="utf-8").strip()
-    return ""
-
-
 # Every client made, so the action server can close their connections when it stops.
 _instances: "weakref.WeakSet[CRMClient]" = weakref.WeakSet()
 
@@ -107,7 +95,7 @@ class CRMClient:
         retries: int = 2,
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ):
-        self.base_url = (base_url or os.environ.get("CRM_URL") or DEFAULT_CRM_URL).rstrip("/")
+        self.base_url = (base_url or settings.from_env().crm_url).rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
         self.retries = retries
@@ -140,7 +128,7 @@ class CRMClient:
         # Read lazily so the action server can start before `make run` has
         # written the key file.
         if not self._api_key:
-            self._api_key = _read_api_key()
+            self._api_key = settings.from_env().crm_api_key
         return self._api_key
 
     async def _request(

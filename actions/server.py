@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
+
+from actions import settings
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ACTIONS_PACKAGE = "actions"
-DEFAULT_BIND_HOST = "127.0.0.1"
 # Paths anyone may call: health checks (wait_ready.py, k8s probes, nginx).
 OPEN_PATHS = frozenset({"/health"})
 
@@ -81,7 +81,6 @@ def create_app(token: Optional[str], actions_package: str = ACTIONS_PACKAGE) -> 
 
 def create_argument_parser() -> argparse.ArgumentParser:
     from rasa_sdk import utils
-    from rasa_sdk.constants import DEFAULT_SERVER_PORT
 
     parser = argparse.ArgumentParser(
         prog="python -m actions.server",
@@ -91,7 +90,7 @@ def create_argument_parser() -> argparse.ArgumentParser:
         "-p",
         "--port",
         type=int,
-        default=int(os.environ.get("ACTIONS_PORT") or DEFAULT_SERVER_PORT),
+        default=settings.from_env().port,
         help="port to listen on (default: ACTIONS_PORT, else 5055)",
     )
     # The same logging options as `rasa run actions` / `python -m rasa_sdk`.
@@ -118,8 +117,9 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = create_argument_parser().parse_args(argv)
-    token = os.environ.get("ACTIONS_TOKEN", "").strip()
-    if not token and os.environ.get("ACTIONS_ALLOW_NO_TOKEN") != "1":
+    config = settings.from_env()
+    token = config.token
+    if not token and not config.allow_no_token:
         sys.exit(
             "actions.server: ACTIONS_TOKEN is not set, so anyone could call the action server; "
             "set it (Rasa sends it from endpoints.yml) or ACTIONS_ALLOW_NO_TOKEN=1 for a local experiment."
@@ -130,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     configure_logging(args)
     if not token:
         logger.warning("ACTIONS_ALLOW_NO_TOKEN=1: the action server answers anyone who can reach it")
-    host = os.environ.get("BIND_HOST", "").strip() or DEFAULT_BIND_HOST
+    host = config.bind_host
 
     app = create_app(token)
     # Listeners, middleware and routes of installed rasa-sdk plugins, as `rasa run actions` attached them.

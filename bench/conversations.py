@@ -9,12 +9,14 @@ latency per message kind, and one JSON line with every figure.
 
     .venv/bot/bin/python -m bench.conversations [--levels 1,20,50] [--duration 30]
                                                [--only ours|stock] [--quick] [--keep]
-                                               [--without-nlu-worker]
+                                               [--without-nlu-worker] [--patches-off]
 
 With ``--without-nlu-worker`` a second copy of our stack runs beside the
 first with ``BOT_NLU_WORKER=0`` (Rasa parses every message itself, as before
 bot/patches/nlu_worker.py) and is measured in the same interleaved order, as
-"ours-local".
+"ours-local". With ``--patches-off`` another copy runs with ``BOT_PATCHES=off``
+(stock Rasa's behaviour on the same trained model: none of bot/patches/) as
+"ours-unpatched"; ``python -m bench.patch_worth`` weighs the patches one by one.
 
 Each simulated customer is a closed loop: it sends its next message as soon
 as it has the reply to the last one, and starts a new conversation (a new
@@ -173,6 +175,10 @@ def parse_args() -> argparse.Namespace:
         help="also measure our stack with BOT_NLU_WORKER=0 (Rasa parses messages itself), as ours-local",
     )
     parser.add_argument(
+        "--patches-off", action="store_true",
+        help="also measure our stack with BOT_PATCHES=off (none of Rasa's runtime patches), as ours-unpatched",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the run's var/ directory and logs (kept anyway after errors)"
     )
     args = parser.parse_args()
@@ -193,6 +199,8 @@ def main() -> int:
     names = [args.only] if args.only else ["stock", "ours"]
     if args.without_nlu_worker and "ours" in names:
         names.append("ours-local")
+    if args.patches_off and "ours" in names:
+        names.append("ours-unpatched")
     children: list[subprocess.Popen] = []
     stacks: list[Stack] = []
     bots: dict[str, Bot] = {}
@@ -207,20 +215,26 @@ def main() -> int:
             bots["stock"] = Bot("stock", url, STOCK_SCRIPTS, lambda: {"rasa": [rasa_pid]},
                                 note="rasa init, in-memory tracker store, no action server")
             log(f"stock bot: up at {url}")
-        for name in ("ours", "ours-local"):
+        for name in ("ours", "ours-local", "ours-unpatched"):
             if name not in names:
                 continue
+            patched = name != "ours-unpatched"
+            # The NLU worker is itself a patch (bot/patches/nlu_worker.py).
             worker = name == "ours"
             log(f"{name}: starting scripts/run_stack.sh")
-            stack = Stack(var_dir=run_dir / name, extra_env={"BOT_NLU_WORKER": "1" if worker else "0"})
+            stack = Stack(var_dir=run_dir / name, extra_env={
+                "BOT_NLU_WORKER": "1" if worker else "0", "BOT_PATCHES": "all" if patched else "off",
+            })
             stacks.append(stack)
             stack.start()
             if worker:
                 stack.nlu_worker_pid()  # Rasa parses messages itself until the worker has loaded
+            how = ("with its NLU worker" if worker else
+                   "parsing messages itself (BOT_NLU_WORKER=0)" if patched else
+                   "with none of Rasa's runtime patches (BOT_PATCHES=off)")
             bots[name] = Bot(name, stack.rasa_url, OUR_SCRIPTS, stack.server_processes,
                              note="run_stack.sh: gunicorn CRM (1 worker, as harness/stack.py sets), actions, Rasa "
-                                  + ("with its NLU worker" if worker else "parsing messages itself (BOT_NLU_WORKER=0)")
-                                  + ", SQLite tracker store",
+                                  + how + ", SQLite tracker store",
                              identity_secret=stack.identity_secret)
             log(f"{name}: up at {stack.rasa_url}")
         for name in names:
