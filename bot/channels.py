@@ -301,10 +301,12 @@ class RedisSocketIOInput(SocketIOInput):
         text = clean_text(text)
         message_id = client_message_id(data)
 
-        wait = await self.guard.wait_needed(sender_id, self.addresses.get(sid, "unknown"))
+        address = self.addresses.get(sid, "unknown")
+        wait = await self.guard.wait_needed(sender_id, address)
         if wait:
             await self.refuse_throttled(sender_id, message_id)
             return
+        self.guard.queue_as(address)
         self.throttled.discard(sender_id)
         if self.guard.too_long(text):
             await self.refuse(sender_id, message_id, TOO_LONG_RESPONSE, TOO_LONG_ERROR)

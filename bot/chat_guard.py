@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 from rasa.core.channels.channel import UserMessage
 
 from bot import identity as identity_module
+from bot import lock_store
 from bot import settings
 from bot.chat_limits import RateLimiter, clean_metadata
 from bot.identity import Identity
@@ -81,6 +82,12 @@ class ChatGuard:
     def from_env(cls) -> "ChatGuard":
         current = settings.from_env()
         return cls(current.chat_limits, identity_module.usable_secret(current.identity_secret))
+
+    @staticmethod
+    def queue_as(ip: Optional[Text]) -> None:
+        """Names the client address of the message this task hands Rasa next, for the
+        lock store's queue that is fair between addresses (bot/lock_store.py)."""
+        lock_store.current_client.set(ip)
 
     def too_long(self, text: Text) -> bool:
         return len(text) > self.limits.max_message_chars

@@ -35,6 +35,20 @@ are per Rasa process (another instance of the scaled profile has its own);
 conversation's lock holds no slot, so a conversation's second message never
 keeps a slot from another conversation.
 
+**Fair between addresses.** Oldest first alone lets one address that
+floods under many conversation ids (each within its own rate limit) fill the
+queue, so a customer elsewhere waits behind all of it (bench.chat_abuse's
+"flood-rotating": 2.5 s for a bystander's reply). So a message's place is
+not its arrival alone: the channels name the client address of the message
+they hand Rasa (``current_client``, bot/chat_guard.py), and each address's
+messages are numbered in a virtual time of their own (start-time fair
+queuing): an address's next message comes one step after the later of its
+previous message and the message served last. An address with one message
+waiting is thus served next, however many another address has queued;
+messages of one address keep their arrival order, and with a single address
+(every benchmark, a busy office behind one address) the order is arrival
+order as before.
+
 Everything else (tickets, lifetimes, order within a conversation) is Rasa's.
 """
 
@@ -45,21 +59,30 @@ import contextvars
 import heapq
 import itertools
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, List, Optional, Text, Tuple
+from typing import Any, AsyncGenerator, Dict, List, Optional, Text, Tuple
 
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, RedisLockStore, TicketLock
 
 POLL_SECONDS = 0.02
 REDIS_POLL_SECONDS = 0.05
 DEFAULT_MAX_CONCURRENT = 4
+# Addresses remembered by the fair queue before those with nothing waiting are forgotten.
+MAX_CLIENTS_REMEMBERED = 1000
+
+Ticket = Tuple[int, int]  # (the address's virtual time, arrival number)
+
+# The client address of the message the current asyncio task hands Rasa; the
+# channels set it (bot/chat_guard.py), the lock store reads it for the fair queue.
+current_client: contextvars.ContextVar[Optional[Text]] = contextvars.ContextVar("helpdesk_client", default=None)
 
 
 class ArrivalOrderSlots:
     """At most ``limit`` holders at once; a freed slot goes to the waiter with the lowest ticket.
 
-    Tickets come from ``ticket()`` in the order messages get here; a message
-    that gave its slot up keeps its ticket, so it is served again before
-    every newer one. (``asyncio.Semaphore`` serves in the order of asking, and
+    Tickets come from ``ticket(client)`` as messages get here: the client's
+    virtual time (module docstring, "Fair between addresses"), then the
+    arrival number; a message that gave its slot up keeps its ticket, so it is
+    served again before every newer one of its address. (``asyncio.Semaphore`` serves in the order of asking, and
     in Python 3.10 lets a newcomer take a slot freed while earlier waiters
     have not run yet; here a freed slot is handed to its waiter directly.)
     ``limit`` 0 or less: no limit.
@@ -69,22 +92,37 @@ class ArrivalOrderSlots:
         self.limit = limit
         self.active = 0
         # A heap by ticket; a cancelled waiter stays in it until popped.
-        self._waiters: List[Tuple[int, asyncio.Future]] = []
+        self._waiters: List[Tuple[Ticket, asyncio.Future]] = []
         self._live = 0  # waiters in the heap that still wait (neither served nor cancelled)
-        self._tickets = itertools.count()
+        self._arrivals = itertools.count()
+        self._served = 0  # virtual time of the message that got a slot last
+        self._latest: Dict[Text, int] = {}  # client -> virtual time of its latest message
 
-    def ticket(self) -> int:
-        return next(self._tickets)
+    def ticket(self, client: Optional[Text] = None) -> Ticket:
+        """The place of a message of ``client`` (None: a client of its own) arriving now."""
+        start = self._served
+        if client is not None:
+            start = max(start, self._latest.get(client, 0))
+        if len(self._latest) >= MAX_CLIENTS_REMEMBERED:
+            # Behind the message served last: the same as not remembered.
+            self._latest = {known: at for known, at in self._latest.items() if at > self._served}
+        if client is not None:
+            self._latest[client] = start + 1
+        return (start + 1, next(self._arrivals))
+
+    def _serve(self, ticket: Ticket) -> None:
+        self._served = max(self._served, ticket[0])
 
     @property
     def waiting(self) -> int:
         return self._live
 
-    async def acquire(self, ticket: int) -> None:
+    async def acquire(self, ticket: Ticket) -> None:
         if self.limit <= 0:
             return
         if self.active < self.limit and not self.waiting:
             self.active += 1
+            self._serve(ticket)
             return
         waiter = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (ticket, waiter))
@@ -103,9 +141,10 @@ class ArrivalOrderSlots:
         if self.limit <= 0:
             return
         while self._waiters:
-            _, waiter = heapq.heappop(self._waiters)
+            ticket, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
                 self._live -= 1
+                self._serve(ticket)
                 waiter.set_result(None)  # the slot moves on; ``active`` stays
                 return
         self.active -= 1
@@ -116,7 +155,7 @@ class SlotHolder:
 
     def __init__(self, slots: ArrivalOrderSlots) -> None:
         self.slots = slots
-        self.ticket = slots.ticket()
+        self.ticket = slots.ticket(current_client.get())
         self.held = False
 
     async def acquire(self) -> None:

@@ -155,6 +155,7 @@ class HelpdeskRestInput(RestInput):
                     {"Retry-After": str(seconds)},
                     error="rate_limited",
                 )
+            guard.queue_as(ip)
             agent = getattr(request.app.ctx, "agent", None)
             if guard.too_long(text):
                 reply = {"recipient_id": sender_id, "text": guard.text(agent, TOO_LONG_RESPONSE), "error": TOO_LONG_ERROR}

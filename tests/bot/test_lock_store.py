@@ -160,6 +160,61 @@ def test_a_freed_slot_goes_to_the_oldest_waiter_not_to_a_newcomer():
     asyncio.run(scenario())
 
 
+def test_an_address_with_one_message_waiting_goes_before_another_address_s_queue():
+    """One slot: a flood from one address queues five messages (under five conversation ids);
+    a bystander's message from another address is served after the flood's first, not its last."""
+    slots = quick.ArrivalOrderSlots(1)
+    served = []
+
+    async def message(name, client):
+        ticket = slots.ticket(client)
+        await slots.acquire(ticket)
+        served.append(name)
+        await asyncio.sleep(0)
+        slots.release()
+
+    async def scenario():
+        await slots.acquire(slots.ticket("10.0.0.1"))  # the flood's message in progress
+        tasks = [asyncio.create_task(message(f"flood{n}", "10.0.0.1")) for n in range(5)]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(message("bystander", "10.0.0.2")))
+        await asyncio.sleep(0)
+        slots.release()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert served == ["flood0", "bystander", "flood1", "flood2", "flood3", "flood4"]
+
+
+def test_messages_of_one_address_keep_their_arrival_order():
+    slots = quick.ArrivalOrderSlots(2)
+    tickets = [slots.ticket("127.0.0.1") for _ in range(5)]
+    assert tickets == sorted(tickets)
+    # A message with no address named is a client of its own: behind the one served last only.
+    assert slots.ticket(None) < tickets[1]
+
+
+def test_the_fair_queue_forgets_addresses_with_nothing_waiting(monkeypatch):
+    monkeypatch.setattr(quick, "MAX_CLIENTS_REMEMBERED", 3)
+    slots = quick.ArrivalOrderSlots(0)
+    for n in range(10):
+        slots._serve(slots.ticket(f"10.0.0.{n}"))
+    assert len(slots._latest) <= 3
+
+
+def test_the_channels_name_the_message_s_address_for_the_queue():
+    store = quick.QuickInMemoryLockStore(EndpointConfig(type="x", max_concurrent=1))
+    seen = []
+
+    async def scenario():
+        quick.current_client.set("203.0.113.9")
+        async with store.lock("c1"):
+            seen.append(store._slots._latest.get("203.0.113.9"))
+
+    asyncio.run(scenario())
+    assert seen == [1]
+
+
 def test_a_waiter_cancelled_while_queued_or_just_handed_a_slot_gives_it_back():
     slots = quick.ArrivalOrderSlots(1)
 
