@@ -169,6 +169,8 @@ POSTGRES_TESTS += test_dead_letters test_follower_malformed_events test_consumer
 POSTGRES_TESTS += test_console_sessions test_chat_limits test_malformed_input test_bot_key
 # Whether the visitor proved the customer's address: the column, its migration, the console's warning.
 POSTGRES_TESTS += test_customer_verified
+# Orders with their fulfilment: the API, the order events, the import, migration 0013.
+POSTGRES_TESTS += test_orders
 test-backend-postgres: $(BACKEND_STAMP)
 	@if $(BACKEND_VENV)/bin/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1].replace("+psycopg", "") + "/postgres", connect_timeout=3).close()' "$(CRM_TEST_POSTGRES_URL)" 2>/dev/null; then \
 	  CRM_TEST_POSTGRES_URL=$(CRM_TEST_POSTGRES_URL) $(BACKEND_VENV)/bin/python -m pytest -q $(addprefix tests/backend/,$(addsuffix .py,$(POSTGRES_TESTS))); \

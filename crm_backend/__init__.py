@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> APIFlask:
     from .needs import views as needs_views
     from .needs.commands import classifier_group
     from .openapi import CRMApp
+    from .orders import bp as orders_bp
     from .pages import bp as pages_bp
     from .settings import Settings
     from .tickets import bp as tickets_bp
@@ -93,6 +94,7 @@ def create_app(test_config: dict | None = None) -> APIFlask:
         pages_bp,  # /, /widget.js, /help
         needs_views.bp,  # /api/v1/classify
         tickets_bp,  # /api/v1/tickets
+        orders_bp,  # /api/v1/orders
         handoffs_bp,  # /api/v1/handoffs
         feedback_bp,  # /api/v1/feedback
         agents_bp,  # /api/v1/agents

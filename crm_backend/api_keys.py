@@ -35,6 +35,7 @@ KNOWN_SCOPES = frozenset(
         "webhooks:write",
         "webhooks:*",
         "analytics:read",
+        "orders:read",
         "admin",
     }
 )

@@ -1,6 +1,6 @@
 """Audit events: who changed what, with before and after, in the change's transaction."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import g, has_request_context
 from sqlalchemy import select
@@ -25,7 +25,7 @@ def current_actor() -> tuple[str, int | None, str]:
 
 
 def jsonable(value):
-    if isinstance(value, datetime):
+    if isinstance(value, (datetime, date)):  # a datetime is a date too: both ISO 8601
         return value.isoformat()
     return value
 

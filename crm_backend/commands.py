@@ -84,6 +84,8 @@ def seed_demo(history: bool) -> None:
     click.echo(f"Demo customers: {added} added, {kept} already present.")
     tickets_added, tickets_kept = seed.seed_tickets(get_session())
     click.echo(f"Demo tickets: {tickets_added} added, {tickets_kept} already present.")
+    orders_added, orders_kept = seed.seed_orders(get_session())
+    click.echo(f"Demo orders: {orders_added} added, {orders_kept} already present.")
     agent_state = "added" if seed.seed_agent(get_session()) else "already present"
     click.echo(f"Demo agent {seed.DEMO_AGENT_EMAIL} (password {seed.DEMO_AGENT_PASSWORD}): {agent_state}.")
     history_added: dict[str, int] = {}
@@ -96,7 +98,7 @@ def seed_demo(history: bool) -> None:
     # at every start, so only when the data just changed or nothing was
     # ever computed. The nightly `crm insights recompute` does the rest.
     has_models = get_session().scalar(select(InsightModel.id).limit(1)) is not None
-    if added or tickets_added or history_added or not has_models:
+    if added or tickets_added or orders_added or history_added or not has_models:
         from .insights import nightly
 
         result = nightly.run_exclusive(current_app._get_current_object())

@@ -1,10 +1,10 @@
 """ORM models. Schema changes go through Alembic (crm_backend/migrations)."""
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Date, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .db import MAX_ID, Base, UTCDateTime, utcnow
@@ -618,6 +618,17 @@ class Order(Base):
     ordered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The number the customer knows the order by, in its one canonical form
+    # (NW-100234, crm_backend/orders/numbers.py); None when the shop sent none
+    # and its id is not one. Not unique: two sources may know the same order.
+    number: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Fulfilment, from order.shipped / order.delivered / order.updated and the CSV import.
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    carrier: Mapped[str | None] = mapped_column(String(64))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    tracking_url: Mapped[str | None] = mapped_column(String(2000))
+    estimated_delivery: Mapped[date | None] = mapped_column(Date)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

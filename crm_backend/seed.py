@@ -1,6 +1,8 @@
 """Demo data of the "Northwind Goods" shop; the data itself is in demo/."""
 
 import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -8,11 +10,18 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .agents import service as agents
-from .models import Customer, Ticket, normalise_email
+from .db import utcnow
+from .models import Customer, Order, Ticket, normalise_email
 from .tickets.service import TICKET_AUDIT_FIELDS
 
 DEMO_CUSTOMERS = Path(__file__).parent / "demo" / "customers.json"
 DEMO_TICKETS = Path(__file__).parent / "demo" / "tickets.json"
+DEMO_ORDERS = Path(__file__).parent / "demo" / "orders.json"
+DEMO_ORDER_SOURCE = "demo"  # Order.source of the demo customers' current orders of orders.json
+DEMO_ORDER_FIELDS = (
+    "customer_id", "source", "external_id", "number", "amount", "currency", "status", "ordered_at", "shipped_at", "carrier",
+    "tracking_number", "tracking_url", "estimated_delivery", "delivered_at", "refunded_amount", "refunded_at", "cancelled_at",
+)
 # The console's demo login, also in README and docs/api.md. Demo data only.
 DEMO_AGENT_EMAIL = "agent@example.com"
 DEMO_AGENT_PASSWORD = "northwind-demo"
@@ -79,3 +88,68 @@ def seed_tickets(session: Session, path: Path = DEMO_TICKETS) -> tuple[int, int]
         added += 1
     session.commit()
     return added, len(records) - added
+
+
+def seed_orders(session: Session, path: Path = DEMO_ORDERS, now: datetime | None = None) -> tuple[int, int]:
+    """Add the demo customers' current orders not yet present (by number); return (added, kept).
+
+    Dated relative to ``now`` when first added, so that a fresh demo has an
+    order on its way, one late, one delivered, one not shipped yet, one
+    cancelled and one refunded (docs/demo-data.md).
+    """
+    records = json.loads(path.read_text(encoding="utf-8"))
+    now = now or utcnow()
+    added = 0
+    for record in records:
+        customer = session.scalars(
+            select(Customer).where(Customer.email == normalise_email(record["customer_email"]))
+        ).one_or_none()
+        if customer is None:
+            raise ValueError(f"demo order for unknown customer {record['customer_email']}; seed customers first")
+        exists = session.scalars(
+            select(Order.id).where(Order.source == DEMO_ORDER_SOURCE, Order.external_id == record["number"])
+        ).first()
+        if exists is not None:
+            continue
+        order = Order(customer=customer, source=DEMO_ORDER_SOURCE, external_id=record["number"], **_demo_order_values(record, now))
+        session.add(order)
+        session.flush()
+        snapshot = {name: str(value) if isinstance(value, Decimal) else value for name, value in audit.snapshot(order, DEMO_ORDER_FIELDS).items()}
+        audit.record(session, "order.created", "order", order.id, None, snapshot)
+        added += 1
+    session.commit()
+    return added, len(records) - added
+
+
+def _demo_order_values(record: dict, now: datetime) -> dict:
+    def ago(key: str) -> datetime | None:
+        return now - timedelta(days=record[key]) if key in record else None
+
+    amount = Decimal(record["amount"])
+    refunded_at, cancelled_at = ago("refunded_days_ago"), ago("cancelled_days_ago")
+    shipped_at, delivered_at = ago("shipped_days_ago"), ago("delivered_days_ago")
+    if cancelled_at:
+        status = "cancelled"
+    elif refunded_at:
+        status = "refunded"
+    elif shipped_at or delivered_at:
+        status = "fulfilled"
+    else:
+        status = record.get("status", "paid")
+    estimated = record.get("estimated_delivery_in_days")
+    return {
+        "number": record["number"],
+        "amount": amount,
+        "currency": record.get("currency", "GBP"),
+        "status": status,
+        "ordered_at": ago("ordered_days_ago"),
+        "shipped_at": shipped_at,
+        "carrier": record.get("carrier"),
+        "tracking_number": record.get("tracking_number"),
+        "tracking_url": record.get("tracking_url"),
+        "estimated_delivery": (now + timedelta(days=estimated)).date() if estimated is not None else None,
+        "delivered_at": delivered_at,
+        "refunded_amount": amount if refunded_at else Decimal("0"),
+        "refunded_at": refunded_at,
+        "cancelled_at": cancelled_at,
+    }

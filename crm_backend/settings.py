@@ -100,7 +100,7 @@ class Settings:
     )
     crm_bot_key_scopes: frozenset[str] = setting(
         "CRM_BOT_KEY_SCOPES",
-        "customers:read,customers:write,tickets:read,tickets:write,handoffs:write,feedback:write",
+        "customers:read,customers:write,tickets:read,tickets:write,handoffs:write,feedback:write,orders:read",
         "the scopes `/readyz` checks the bot's key has",
         key="BOT_API_KEY_SCOPES",
     )

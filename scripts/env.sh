@@ -90,6 +90,6 @@ prepare_crm() {
     "$crm" ensure-api-key bot --file "$CRM_API_KEY_FILE" \
       --scopes customers:read --scopes customers:write \
       --scopes tickets:read --scopes tickets:write --scopes handoffs:write \
-      --scopes feedback:write
+      --scopes feedback:write --scopes orders:read
   fi
 }

@@ -35,6 +35,7 @@ from .planner import (
     Shopper,
     StaffMember,
     lifetime,
+    plan_fulfilment,
 )
 
 DEFAULT_SEED = 20261123
@@ -60,6 +61,7 @@ def seed_history(session: Session, now: datetime | None = None, seed: int = DEFA
     words = json.loads(WORDS.read_text(encoding="utf-8"))
     staff, agents_added = _ensure_agents(session)
     plan = Planner(random.Random(seed), words, now, staff).plan(_demo_shoppers(session, words, now, seed))
+    plan_fulfilment(plan.orders, random.Random(f"{seed}-fulfilment"), now)
     _make_emails_unique(session, plan.shoppers)
     _write(session, plan)
     session.commit()
@@ -168,14 +170,21 @@ def _order_row(order: PlannedOrder) -> dict:
         "customer_id": order.shopper.customer_id,
         "source": HISTORY_SOURCE,
         "external_id": order.external_id,
+        "number": order.external_id,  # NW-200001: the history's ids are the customer-facing numbers
         "amount": order.amount,
         "refunded_amount": order.refunded_amount,
         "currency": CURRENCY,
         "status": order.status,
         "ordered_at": order.ordered_at,
         "refunded_at": order.refunded_at,
+        "shipped_at": order.shipped_at,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "tracking_url": order.tracking_url,
+        "estimated_delivery": order.estimated_delivery,
+        "delivered_at": order.delivered_at,
         "created_at": order.ordered_at,
-        "updated_at": order.refunded_at or order.ordered_at,
+        "updated_at": max(filter(None, (order.ordered_at, order.shipped_at, order.delivered_at, order.refunded_at))),
     }
 
 

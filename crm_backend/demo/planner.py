@@ -16,7 +16,7 @@ import math
 import random
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import accumulate
@@ -125,6 +125,8 @@ SEASON = {1: 1.05, 2: 0.9, 3: 0.95, 4: 1.0, 5: 1.0, 6: 0.95, 7: 0.9, 8: 0.9, 9: 
 # (Cumulative, as random.choices takes them fastest.)
 ORDER_HOURS = tuple(accumulate((1, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 4, 5, 5, 4, 4, 4, 5, 6, 8, 9, 8, 5, 2)))
 CONTACT_HOURS = tuple(accumulate((0.5, 0.3, 0.2, 0.2, 0.2, 0.4, 1, 3, 6, 8, 8, 8, 7, 7, 7, 7, 6, 5, 4, 4, 3, 2, 1.5, 1)))
+# Parcels arrive in the day (UTC, about UK time).
+DELIVERY_HOURS = tuple(accumulate((0, 0, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 6, 6, 5, 5, 4, 3, 2, 1, 0, 0, 0, 0)))
 BASE_CSAT = 4.3
 SOURING_CSAT_DROP = 1.8
 LONG_WAIT_MINUTES = 15
@@ -160,6 +162,13 @@ class PlannedOrder:
     refunded_amount: Decimal = Decimal("0")
     refunded_at: datetime | None = None
     external_id: str = ""
+    # Fulfilment (plan_fulfilment): None until shipped / delivered.
+    shipped_at: datetime | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    estimated_delivery: date | None = None
+    delivered_at: datetime | None = None
 
 
 @dataclass(eq=False)
@@ -244,6 +253,51 @@ class Plan:
 class StaffMember:
     profile: AgentProfile
     agent_id: int
+
+
+@dataclass(frozen=True)
+class Carrier:
+    name: str
+    share: float
+    transit_days: tuple[int, int]  # promised, after shipping
+    tracking_digits: int
+    tracking_format: str  # {digits}
+    tracking_url: str  # {tracking}
+
+
+# The shop's couriers (their real tracking pages; the numbers are made up).
+CARRIERS = (
+    Carrier("Royal Mail", 0.4, (1, 3), 9, "JB{digits}GB", "https://www.royalmail.com/track-your-item#/tracking-results/{tracking}"),
+    Carrier("DPD", 0.3, (1, 2), 14, "{digits}", "https://track.dpd.co.uk/parcels/{tracking}"),
+    Carrier("Evri", 0.2, (2, 4), 14, "H01HYA{digits}", "https://www.evri.com/track/parcel/{tracking}"),
+    Carrier("DHL", 0.1, (1, 3), 10, "{digits}", "https://www.dhl.com/gb-en/home/tracking.html?tracking-id={tracking}"),
+)
+LATE_DELIVERIES = 0.06  # share of parcels that arrive after the promised day
+
+
+def plan_fulfilment(orders: list[PlannedOrder], rng: random.Random, now: datetime) -> None:
+    """Ship every order that is not merely placed or paid, and deliver those whose parcel has arrived by ``now``.
+
+    Drawn from a generator of its own (not the Planner's), so that the rest
+    of the history is the same with or without it.
+    """
+    weights = tuple(accumulate(carrier.share for carrier in CARRIERS))
+    for order in orders:
+        if order.status in ("placed", "paid"):
+            continue
+        carrier = rng.choices(CARRIERS, cum_weights=weights)[0]
+        shipped_at = order.ordered_at + timedelta(hours=rng.uniform(6, 40))
+        if shipped_at >= now:
+            continue
+        promised = rng.randint(*carrier.transit_days)
+        late = rng.randint(1, 4) if rng.random() < LATE_DELIVERIES else 0
+        tracking = carrier.tracking_format.format(digits="".join(str(rng.randint(0, 9)) for _ in range(carrier.tracking_digits)))
+        order.shipped_at, order.carrier, order.tracking_number = shipped_at, carrier.name, tracking
+        order.tracking_url = carrier.tracking_url.format(tracking=tracking)
+        order.estimated_delivery = (shipped_at + timedelta(days=promised)).date()
+        delivered_at = _at_hour(rng, shipped_at + timedelta(days=promised + late), DELIVERY_HOURS)
+        if delivered_at < now:
+            order.delivered_at = max(delivered_at, shipped_at + timedelta(hours=12))
 
 
 def lifetime(rng: random.Random, persona: Persona, now: datetime) -> tuple[datetime, datetime | None]:

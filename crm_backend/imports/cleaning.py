@@ -155,14 +155,25 @@ def clean_currency(value: str) -> str:
     return code
 
 
-def clean_timestamp(value: str) -> datetime:
+def clean_timestamp(value: str, what: str = "date") -> datetime:
     """ISO 8601 date or date and time, as aware UTC; a date or a time without offset is UTC."""
     text = value.strip()
     try:
         moment = datetime.fromisoformat(text) if len(text) > 10 else datetime.combine(date.fromisoformat(text), datetime.min.time())
         return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
     except (ValueError, OverflowError) as error:  # OverflowError: year 1 or 9999 moved to UTC
-        raise BadValue(f"date {text!r} is not ISO 8601 such as 2026-11-23 or 2026-11-23T10:15:00Z") from error
+        raise BadValue(f"{what} {text!r} is not ISO 8601 such as 2026-11-23 or 2026-11-23T10:15:00Z") from error
+
+
+def clean_date(value: str, what: str = "date") -> date:
+    """An ISO 8601 day (2026-11-23); a date and time gives its day."""
+    text = value.strip()
+    if len(text) > 10:
+        return clean_timestamp(text, what).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise BadValue(f"{what} {text!r} is not an ISO 8601 day such as 2026-11-23") from error
 
 
 def clean_status(value: str, default: str = "paid") -> str:

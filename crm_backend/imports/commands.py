@@ -136,7 +136,8 @@ def import_customers_command(
 @with_appcontext
 def import_orders_command(csv_path: Path, source: str, report_path: Path | None, batch_size: int, create_customers: bool, dry_run: bool) -> None:
     """Import orders from CSV (order_id, customer_email, amount, currency, ordered_at,
-    status, refunded_amount); an order already imported from SOURCE is updated.
+    status, refunded_amount; optionally number, shipped_at, carrier, tracking_number,
+    tracking_url, estimated_delivery, delivered_at); an order already imported from SOURCE is updated.
 
     See docs/import.md.
     """

@@ -19,7 +19,9 @@ from .. import audit
 from ..db import utcnow
 from ..insights import service as insights
 from ..models import Order
-from .cleaning import BadValue, clean_amount, clean_currency, clean_email, clean_name, clean_status, clean_text, clean_timestamp
+from ..orders import fulfilment
+from ..orders.numbers import normalise_order_number
+from .cleaning import BadValue, clean_amount, clean_currency, clean_date, clean_email, clean_name, clean_status, clean_text, clean_timestamp
 from .csvfile import Row, Table, decode, read_table
 from .customers import DEFAULT_BATCH_SIZE, LOOKUP_CHUNK, audit_many, create_customers, existing_customers
 from .results import BatchCounts, ImportResult, Issue, progress_bar, write_in_batches
@@ -35,12 +37,25 @@ ORDER_HEADERS = {
     "ordered_at": ("ordered at", "order date", "ordered", "date", "created at", "placed at"),
     "status": ("status", "order status"),
     "refunded_amount": ("refunded amount", "amount refunded", "refunded", "refund"),
+    # Optional: the number the customer knows when the order id is not it, and fulfilment.
+    "number": ("number", "customer order number", "order reference", "display number"),
+    "shipped_at": ("shipped at", "shipped", "ship date", "shipped on", "shipping date", "dispatched at", "dispatched"),
+    "carrier": ("carrier", "courier", "shipping carrier", "shipping company"),
+    "tracking_number": ("tracking number", "tracking no", "tracking", "tracking code", "tracking id"),
+    "tracking_url": ("tracking url", "tracking link", "tracking page"),
+    "estimated_delivery": ("estimated delivery", "expected delivery", "delivery estimate", "estimated delivery date", "eta"),
+    "delivered_at": ("delivered at", "delivered", "delivered on", "delivery date"),
 }
 REQUIRED_HEADERS = ("order_id", "customer_email", "amount", "currency", "ordered_at")
 # What a row sets on its order, compared with the stored order to tell an update.
-ORDER_FIELDS = ("customer_id", "amount", "refunded_amount", "currency", "status", "ordered_at")
+# Fulfilment columns absent from the file leave the stored values alone; a
+# blank cell in one that is there clears the value.
+SHIPPING_COLUMNS = ("shipped_at", "carrier", "tracking_number", "tracking_url", "estimated_delivery", "delivered_at")
+ORDER_FIELDS = ("customer_id", "amount", "refunded_amount", "currency", "status", "ordered_at", "number", *SHIPPING_COLUMNS)
 # As the inbound order events audit them (crm_backend/inbound/handlers.py), and the date.
-ORDER_AUDIT_FIELDS = ("customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status", "ordered_at")
+ORDER_AUDIT_FIELDS = (
+    "customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status", "ordered_at", "number", *SHIPPING_COLUMNS,
+)
 
 
 @dataclass
@@ -54,6 +69,8 @@ class OrderRecord:
     currency: str
     status: str
     ordered_at: datetime
+    number: str | None
+    shipping: dict  # only the fulfilment columns the file has
 
 
 def import_orders(
@@ -130,7 +147,37 @@ def _clean(table: Table, row: Row) -> OrderRecord:
         refunded = amount if status == "refunded" else Decimal("0")
     if refunded > amount:
         raise BadValue(f"refunded amount {refunded} is more than the amount {amount}")
-    return OrderRecord(row, external_id, email, clean_name(table.value(row, "customer_name")), amount, refunded, currency, status, ordered_at)
+    number_text = table.value(row, "number")
+    number = normalise_order_number(number_text if number_text.strip() else external_id)
+    if number_text.strip() and number is None:
+        raise BadValue(f"order number {number_text.strip()!r} is not like NW-100234 (or 100234, #100234)")
+    shipping = _clean_shipping(table, row)
+    if (shipping.get("shipped_at") or shipping.get("delivered_at")) and status in ("placed", "paid"):
+        status = "fulfilled"  # as order.shipped and order.delivered do
+    name = clean_name(table.value(row, "customer_name"))
+    return OrderRecord(row, external_id, email, name, amount, refunded, currency, status, ordered_at, number, shipping)
+
+
+def _clean_shipping(table: Table, row: Row) -> dict:
+    """The fulfilment columns the file has (None for a blank cell), cleaned."""
+    shipping: dict = {}
+    for field in SHIPPING_COLUMNS:
+        if field not in table.columns:
+            continue
+        text = table.value(row, field)
+        what = field.replace("_", " ")
+        if not text.strip():
+            shipping[field] = None
+        elif field in ("shipped_at", "delivered_at"):
+            shipping[field] = clean_timestamp(text, what)
+        elif field == "estimated_delivery":
+            shipping[field] = clean_date(text, what)
+        else:
+            try:
+                shipping[field] = fulfilment.check_tracking_url(text) if field == "tracking_url" else fulfilment.check_label(text, what)
+            except ValueError as error:
+                raise BadValue(str(error)) from None
+    return shipping
 
 
 def existing_orders(session: Session, source: str, external_ids: list[str]) -> dict[str, dict]:
@@ -211,6 +258,8 @@ def _values(record: OrderRecord, customer_id: int | None) -> dict:
         "currency": record.currency,
         "status": record.status,
         "ordered_at": record.ordered_at,
+        "number": record.number,
+        **record.shipping,
     }
 
 

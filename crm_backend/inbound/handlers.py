@@ -14,11 +14,17 @@ from ..customers import service as customers
 from ..db import utcnow
 from ..insights import service as insights
 from ..models import InboundSource, Order, Ticket, normalise_email, parse_ticket_reference
+from ..orders.numbers import normalise_order_number
 from ..problems import ApiProblem, field_problem
 from ..tickets import service as tickets
 from . import schemas
 
-ORDER_AUDIT_FIELDS = ("customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status", "cancelled_at")
+ORDER_AUDIT_FIELDS = (
+    "customer_id", "source", "external_id", "amount", "refunded_amount", "currency", "status", "cancelled_at",
+    *schemas.FULFILMENT_FIELDS,
+)
+# Only these change the customer's figures (crm_backend/insights); fulfilment does not.
+FIGURE_FIELDS = ("customer_id", "amount", "refunded_amount", "currency", "status")
 # order.updated moves an order forward along these; refund statuses and
 # cancelled are set by their own events and are not overwritten by it.
 FULFILMENT_ORDER = {status: rank for rank, status in enumerate(schemas.FULFILMENT_STATUSES)}
@@ -34,6 +40,19 @@ class Handler:
 
 def _order_snapshot(order: Order) -> dict:
     return {name: str(value) if name in ("amount", "refunded_amount") else value for name, value in audit.snapshot(order, ORDER_AUDIT_FIELDS).items()}
+
+
+def _apply_fulfilment(order: Order, data: dict, names=schemas.FULFILMENT_FIELDS) -> None:
+    """Set the number and fulfilment fields the event carries (null or absent: unchanged).
+
+    Shipping or delivering moves a placed or paid order to fulfilled; refund
+    statuses stay (they come from their own events).
+    """
+    for name in names:
+        if data.get(name) is not None:
+            setattr(order, name, data[name])
+    if (order.shipped_at is not None or order.delivered_at is not None) and order.status in ("placed", "paid"):
+        order.status = "fulfilled"
 
 
 def _find_order(session: Session, source: InboundSource, external_id: str) -> Order | None:
@@ -52,12 +71,13 @@ def _known_order(session: Session, source: InboundSource, external_id: str) -> O
 
 
 def _record_change(session: Session, order: Order, before: dict, action: str) -> None:
-    """Audit what changed and recompute the customer's figures; nothing if nothing changed."""
+    """Audit what changed and recompute the customer's figures if they depend on it; nothing if nothing changed."""
     old, new = audit.changed(before, _order_snapshot(order))
     if new:
         session.flush()
         audit.record(session, action, "order", order.id, old, new)
-        insights.refresh_customers(session, [order.customer_id])
+        if any(name in new for name in FIGURE_FIELDS):
+            insights.refresh_customers(session, [order.customer_id])
 
 
 def _refund_status(order: Order) -> str:
@@ -79,7 +99,10 @@ def order_created(session: Session, source: InboundSource, data: dict) -> dict:
         currency=data["currency"],
         status=data["status"],
         ordered_at=data["ordered_at"],
+        # The number the customer knows: given, else the id when it is one (NW-100234).
+        number=data["number"] or normalise_order_number(data["id"]),
     )
+    _apply_fulfilment(order, {**data, "number": None})
     session.add(order)
     session.flush()
     audit.record(session, "order.created", "order", order.id, None, _order_snapshot(order))
@@ -111,7 +134,35 @@ def order_updated(session: Session, source: InboundSource, data: dict) -> dict:
         order.amount = data["amount"]
         if order.refunded_amount > 0:
             order.status = _refund_status(order)
+    _apply_fulfilment(order, data)
     _record_change(session, order, before, "order.updated")
+    return {"order_id": order.id}
+
+
+def order_shipped(session: Session, source: InboundSource, data: dict) -> dict:
+    """The parcel left: shipped_at (default now), carrier and tracking; status fulfilled.
+
+    A cancelled order is final and stays as it is. Sent again with a new
+    tracking number (a re-shipment), the new parcel's details replace the old.
+    """
+    order = _known_order(session, source, data["id"])
+    if order.status == "cancelled":
+        return {"order_id": order.id}
+    before = _order_snapshot(order)
+    shipped_at = data["shipped_at"] or order.shipped_at or utcnow()
+    _apply_fulfilment(order, {**data, "shipped_at": shipped_at}, schemas.SHIPPING_FIELDS)
+    _record_change(session, order, before, "order.shipped")
+    return {"order_id": order.id}
+
+
+def order_delivered(session: Session, source: InboundSource, data: dict) -> dict:
+    """The carrier delivered it: delivered_at (default now); status fulfilled. A cancelled order stays as it is."""
+    order = _known_order(session, source, data["id"])
+    if order.status == "cancelled":
+        return {"order_id": order.id}
+    before = _order_snapshot(order)
+    _apply_fulfilment(order, {"delivered_at": data["delivered_at"] or order.delivered_at or utcnow()}, ("delivered_at",))
+    _record_change(session, order, before, "order.delivered")
     return {"order_id": order.id}
 
 
@@ -177,6 +228,8 @@ HANDLERS: dict[str, dict[str, Handler]] = {
     "shop": {
         "order.created": Handler(schemas.OrderCreated, order_created),
         "order.updated": Handler(schemas.OrderUpdated, order_updated),
+        "order.shipped": Handler(schemas.OrderShipped, order_shipped),
+        "order.delivered": Handler(schemas.OrderDelivered, order_delivered),
         "order.refunded": Handler(schemas.OrderRefunded, order_refunded),
         "order.cancelled": Handler(schemas.OrderCancelled, order_cancelled),
     },

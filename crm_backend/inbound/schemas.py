@@ -3,10 +3,12 @@
 from decimal import Decimal
 
 from apiflask import Schema
-from apiflask.fields import AwareDateTime, Dict, Integer, Nested, String
+from apiflask.fields import AwareDateTime, Date, Dict, Integer, Nested, String
 from apiflask.validators import Length, OneOf, Regexp
 from marshmallow import EXCLUDE, ValidationError, fields, validates_schema
 
+from ..orders import fulfilment
+from ..orders.numbers import normalise_order_number
 from ..schemas import EmailAddress
 
 MAX_AMOUNT = Decimal("1e12")
@@ -61,9 +63,61 @@ class InboundCustomer(_Lenient):
 
 
 FULFILMENT_STATUSES = ("placed", "paid", "fulfilled")
+SHIPPING_FIELDS, FULFILMENT_FIELDS = fulfilment.SHIPPING_FIELDS, fulfilment.FULFILMENT_FIELDS
 
 
-class OrderCreated(_Lenient):
+class OrderNumber(fields.Field):
+    """The number the customer knows the order by, in any accepted form; stored as NW-100234."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = normalise_order_number(value) if isinstance(value, str) else None
+        if number is None:
+            raise ValidationError("An order number such as NW-100234 (or 100234, #100234): 3-12 digits.")
+        return number
+
+
+class Label(String):
+    """A carrier's name or a tracking number (crm_backend/orders/fulfilment.py)."""
+
+    def __init__(self, what: str, **kwargs):
+        self.what = what
+        kwargs.setdefault("metadata", {}).update(minLength=1, maxLength=fulfilment.MAX_LABEL_LENGTH)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return fulfilment.check_label(super()._deserialize(value, attr, data, **kwargs), self.what)
+        except ValueError as error:
+            raise ValidationError(str(error).capitalize() + ".") from None
+
+
+class TrackingUrl(String):
+    """A link customers are sent to: http(s) only (crm_backend/orders/fulfilment.py)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {}).update(format="uri", maxLength=fulfilment.MAX_URL_LENGTH)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return fulfilment.check_tracking_url(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as error:
+            raise ValidationError(str(error).capitalize() + ".") from None
+
+
+class _Fulfilment(_Lenient):
+    """Optional on order.created and order.updated; null or absent leaves a value as it is."""
+
+    number = OrderNumber(allow_none=True, load_default=None, metadata={"description": "The number the customer knows."})
+    shipped_at = AwareDateTime(allow_none=True, load_default=None)
+    carrier = Label("carrier", allow_none=True, load_default=None)
+    tracking_number = Label("tracking number", allow_none=True, load_default=None)
+    tracking_url = TrackingUrl(allow_none=True, load_default=None)
+    estimated_delivery = Date(allow_none=True, load_default=None)
+    delivered_at = AwareDateTime(allow_none=True, load_default=None)
+
+
+class OrderCreated(_Fulfilment):
     id = ExternalId(required=True)
     customer = Nested(InboundCustomer, required=True)
     amount = Money(required=True)
@@ -79,17 +133,33 @@ class OrderRefunded(_Lenient):
     refunded_at = AwareDateTime(allow_none=True, load_default=None)
 
 
-class OrderUpdated(_Lenient):
+class OrderUpdated(_Fulfilment):
     id = ExternalId(required=True)
-    # Either or both; a status only moves forward (placed -> paid -> fulfilled).
+    # Any of these; a status only moves forward (placed -> paid -> fulfilled).
     status = String(allow_none=True, load_default=None, validate=OneOf(FULFILMENT_STATUSES))
     amount = Money(allow_none=True, load_default=None)
     currency = Currency(allow_none=True, load_default=None)
 
     @validates_schema
     def _something_to_change(self, data, **kwargs):
-        if data.get("status") is None and data.get("amount") is None:
-            raise ValidationError("Give the new status, the new amount, or both.", "_schema")
+        if all(data.get(name) is None for name in ("status", "amount", *FULFILMENT_FIELDS)):
+            raise ValidationError("Give the new status, the new amount, the number or fulfilment (shipped_at, carrier, ...).", "_schema")
+
+
+class OrderShipped(_Lenient):
+    """The order left the warehouse: status fulfilled, with the parcel's carrier and tracking."""
+
+    id = ExternalId(required=True)
+    shipped_at = AwareDateTime(allow_none=True, load_default=None)
+    carrier = Label("carrier", allow_none=True, load_default=None)
+    tracking_number = Label("tracking number", allow_none=True, load_default=None)
+    tracking_url = TrackingUrl(allow_none=True, load_default=None)
+    estimated_delivery = Date(allow_none=True, load_default=None)
+
+
+class OrderDelivered(_Lenient):
+    id = ExternalId(required=True)
+    delivered_at = AwareDateTime(allow_none=True, load_default=None)
 
 
 class OrderCancelled(_Lenient):
@@ -111,7 +181,9 @@ class Envelope(_Lenient):
     data = Dict(required=True)
 
 
-EVENT_TYPES_DOC = ("order.created", "order.updated", "order.refunded", "order.cancelled", "message.received")
+EVENT_TYPES_DOC = (
+    "order.created", "order.updated", "order.shipped", "order.delivered", "order.refunded", "order.cancelled", "message.received",
+)
 
 
 class InboundEventDoc(Schema):
@@ -122,8 +194,12 @@ class InboundEventDoc(Schema):
     data = Dict(
         required=True,
         metadata={
-            "description": "order.created: {id, customer: {email, name}, amount, currency, ordered_at, status}; "
-            "order.updated: {id, status (placed, paid, fulfilled; forward only), amount, currency}; "
+            "description": "order.created: {id, customer: {email, name}, amount, currency, ordered_at, status, number, "
+            "and optionally the fulfilment fields below}; "
+            "order.updated: {id, status (placed, paid, fulfilled; forward only), amount, currency, number, shipped_at, "
+            "carrier, tracking_number, tracking_url, estimated_delivery (YYYY-MM-DD), delivered_at}; "
+            "order.shipped: {id, shipped_at (default now), carrier, tracking_number, tracking_url, estimated_delivery}; "
+            "order.delivered: {id, delivered_at (default now)}; "
             "order.refunded: {id, amount_refunded (total so far; default all), refunded_at}; "
             "order.cancelled: {id, cancelled_at}; "
             "message.received: {from, name, subject, text, ticket}. See docs/webhooks.md."

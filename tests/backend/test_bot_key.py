@@ -8,7 +8,7 @@ from crm_backend import api_keys, create_app, migrate
 from crm_backend.db import get_engine, get_session
 from crm_backend.models import ApiKey, AuditEvent
 
-BOT_SCOPES = ["customers:read", "customers:write", "tickets:read", "tickets:write", "handoffs:write", "feedback:write"]
+BOT_SCOPES = ["customers:read", "customers:write", "tickets:read", "tickets:write", "handoffs:write", "feedback:write", "orders:read"]
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_readyz_names_the_scopes_the_bots_key_lacks(bot_app, key_file):
     status, body = readyz(bot_app)
 
     assert status == 503
-    assert "lacks the scope(s) customers:write, feedback:write, handoffs:write, tickets:write" in body["detail"]
+    assert "lacks the scope(s) customers:write, feedback:write, handoffs:write, orders:read, tickets:write" in body["detail"]
 
 
 @pytest.mark.parametrize(

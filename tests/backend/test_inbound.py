@@ -358,7 +358,7 @@ def test_an_unknown_source_is_404_and_stores_nothing(app, send, shop):
         ({"type": "order.created", "data": {**ORDER, "ordered_at": "2026-11-20T10:15:00"}}, "data.ordered_at"),
         ({"type": "order.created", "data": {**ORDER, "customer": {"email": "not-an-email"}}}, "data.customer.email"),
         ({"type": "order.created", "data": {key: value for key, value in ORDER.items() if key != "id"}}, "data.id"),
-        ({"type": "order.shipped", "data": ORDER}, "type"),
+        ({"type": "order.teleported", "data": ORDER}, "type"),
         ({"data": ORDER}, "type"),
         ({"type": "order.created"}, "data"),
         ({"type": "order.created", "data": "NW-1"}, "data"),
