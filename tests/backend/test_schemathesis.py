@@ -95,6 +95,11 @@ def live_api(tmp_path_factory, stand_in_rasa):
             "--workers", "1",
             "--worker-class", "gthread",
             "--threads", "4",
+            # gunicorn itself refuses a request line over 4094 bytes with an
+            # HTML 400 before the app sees it (a generated query of long
+            # 4-byte characters reaches that); this test is about the app's
+            # own answers, so the app gets every request line.
+            "--limit-request-line", "0",
             "crm_backend:create_app()",
         ],
         env=env,
@@ -147,8 +152,14 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 @pytest.fixture(scope="module")
 def api_schema(live_api):
-    base_url, _ = live_api
-    config = schemathesis.config.SchemathesisConfig.from_str(CONFIG)
+    base_url, key = live_api
+    # The key through schemathesis's own auth for the document's BearerAuth
+    # scheme: a generated case that leaves it out on purpose (the negative
+    # cases, the ignored-auth check) then really goes without it. Added to
+    # every request by the test instead, it turned such a case back into a
+    # valid one, which the negative-data check then failed as "accepted".
+    auth = f'\n[auth.openapi.BearerAuth]\nbearer = "{key}"\n'
+    config = schemathesis.config.SchemathesisConfig.from_str(CONFIG + auth)
     return schemathesis.openapi.from_url(f"{base_url}/api/v1/openapi.json", config=config)
 
 
@@ -158,8 +169,7 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(**KEY_REVOCATION
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_own_contract_under_every_check(case, live_api):
-    _, key = live_api
     excluded = [not_a_server_error, positive_data_acceptance] if case.operation.path in ANSWER_503_WITHOUT_A_MODEL else []
 
     # No `checks=`: every check schemathesis has (its default set, all enabled).
-    case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, excluded_checks=excluded, timeout=30)
+    case.call_and_validate(excluded_checks=excluded, timeout=30)
