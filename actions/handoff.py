@@ -48,17 +48,41 @@ def reason_in(text: str) -> Optional[str]:
     return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1].rsplit(" ", 1)[0] + "…"
 
 
+def button_title(event: dict[str, Any], buttons: list[Any]) -> Optional[str]:
+    """The title of the button whose payload a customer message is: as the widget
+    reports it (``metadata.button_title``), else from the buttons last offered."""
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    title = metadata.get("button_title")
+    if isinstance(title, str) and title.strip():
+        return " ".join(title.split())[:80]
+    for button in buttons:
+        if isinstance(button, dict) and button.get("payload") == event.get("text") and isinstance(button.get("title"), str):
+            return button["title"]
+    return None
+
+
 def transcript_of(tracker: Tracker, limit: int = TRANSCRIPT_LINES) -> list[dict[str, Any]]:
-    """The conversation so far as the CRM stores it: [{sender, text, timestamp}], oldest first."""
+    """The conversation so far as the CRM stores it: [{sender, text, timestamp}], oldest first.
+
+    A button the customer chose is its title, as they saw it; a payload no
+    button offered (the widget's unseen ``/greet`` that starts a
+    conversation) is left out: the customer never said it.
+    """
     lines = []
+    buttons: list[Any] = []
     for event in tracker.events:
         kind = event.get("event")
         text = event.get("text")
+        if kind == "bot":
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            buttons = data.get("buttons") or buttons if text else buttons
         if kind not in ("user", "bot") or not text or text.startswith("EXTERNAL:"):
             continue
         if kind == "user" and text.startswith("/"):
-            # A button press: show the button's intent rather than the payload syntax.
-            text = f"[{text[1:].split('{', 1)[0]}]"
+            title = button_title(event, buttons)
+            if title is None:
+                continue
+            text = title
         line: dict[str, Any] = {"sender": "customer" if kind == "user" else "bot", "text": text[:TRANSCRIPT_TEXT]}
         timestamp = event.get("timestamp")
         if isinstance(timestamp, (int, float)):
@@ -67,6 +91,20 @@ def transcript_of(tracker: Tracker, limit: int = TRANSCRIPT_LINES) -> list[dict[
             line["timestamp"] = datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
         lines.append(line)
     return lines[-limit:]
+
+
+def queue_presence(handoff: dict[str, Any]) -> dict[str, Any]:
+    """The widget's "you're number 2 in the queue, about 4 minutes" (docs/widget.md,
+    "A person in the chat"): a custom message, ``{"data": {...}}`` as Rasa's
+    socket.io output expects it."""
+    place = handoff.get("queue") if isinstance(handoff.get("queue"), dict) else {}
+    return {
+        "data": {
+            "presence": "queued",
+            "position": place.get("position"),
+            "expected_wait_seconds": place.get("expected_wait_seconds"),
+        }
+    }
 
 
 class ValidateHandoffForm(KnownEmailMixin, FormValidationAction):
@@ -143,4 +181,5 @@ class ActionRequestHandoff(Action):
                 events.append(SlotSet("problem_description", reason))
             return events
         dispatcher.utter_message(response="utter_handoff_queued")
+        dispatcher.utter_message(json_message=queue_presence(handoff))
         return [SlotSet("handoff_reason", None), ConversationPaused()]

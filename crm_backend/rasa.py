@@ -5,6 +5,12 @@ Agents' replies and the end of a handoff reach the customer this way
 tracker with ``output_channel=socketio&execute_side_effects=true`` is pushed
 to the customer's open socket, and ``trigger_intent`` makes the assistant
 speak again after a handoff is resolved.
+
+**Presence.** That a person joined, is typing or left the conversation
+reaches the widget the same way: a ``bot`` event whose custom data is
+``{"presence": "joined" | "typing" | "left", "agent_name": ...}`` and no text
+(docs/widget.md, "A person in the chat"). Joining pauses the assistant, as the
+first reply does.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ OUTPUT_CHANNEL = "socketio"
 # The assistant's "ask for a score" intent; triggered by the CRM, its message
 # text starts with "EXTERNAL: ", which tells the assistant a person finished.
 HANDOFF_RESOLVED_INTENT = "give_feedback"
+PRESENCE_STATES = ("joined", "typing", "left")
 
 
 CONVERSATION_ID_SAFE = "@:+!$&'()*,;=~"
@@ -83,15 +90,41 @@ class RasaClient:
             {"output_channel": OUTPUT_CHANNEL, "execute_side_effects": "true"},
         )
 
-    def resume(self, conversation_id: str, agent_name: str | None) -> None:
-        """Un-pause the conversation and let the assistant thank the customer and ask for a score."""
+    def send_presence(self, conversation_id: str, presence: str, agent_name: str) -> None:
+        """Tell the customer's widget that ``agent_name`` joined, is typing, or left.
+
+        No ``text`` and no ``metadata.handoff_agent``: the event follower and
+        the widget tell it from a reply by ``custom.data.presence``.
+        """
+        if presence not in PRESENCE_STATES:
+            raise ValueError(f"unknown presence {presence!r}")
+        event = {"event": "bot", "text": None, "data": {"custom": {"data": {"presence": presence, "agent_name": agent_name}}}}
+        # A person who joined has the conversation: the assistant stays quiet.
+        events = [{"event": "pause"}, event] if presence == "joined" else [event]
+        self._post(
+            f"{self._conversation(conversation_id)}/tracker/events",
+            events,
+            {"output_channel": OUTPUT_CHANNEL, "execute_side_effects": "true"},
+        )
+
+    def resume(self, conversation_id: str, agent_name: str | None, person_left: bool = False) -> None:
+        """Un-pause the conversation and let the assistant thank the customer and ask for a score.
+
+        ``person_left``: the agent who had the chat leaves it first (a
+        ``left`` presence the widget shows as "you're back with the assistant"),
+        in the same call as the resume, so the customer never hears the
+        assistant while the header still shows the person.
+        """
         # A paused conversation stops before the assistant's usual
         # action_listen; without it the rules (intent after listen) would not
         # match the triggered intent.
-        self._post(
-            f"{self._conversation(conversation_id)}/tracker/events",
-            [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
-        )
+        events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        params = None
+        if person_left and agent_name:
+            left = {"presence": "left", "agent_name": agent_name}
+            events.insert(0, {"event": "bot", "text": None, "data": {"custom": {"data": left}}})
+            params = {"output_channel": OUTPUT_CHANNEL, "execute_side_effects": "true"}
+        self._post(f"{self._conversation(conversation_id)}/tracker/events", events, params)
         self._post(
             f"{self._conversation(conversation_id)}/trigger_intent",
             {"name": HANDOFF_RESOLVED_INTENT, "entities": {"agent_name": agent_name} if agent_name else {}},

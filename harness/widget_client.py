@@ -5,6 +5,7 @@ concurrent widgets are harness/load/widget.py's asyncio client.)
 """
 
 import queue
+import time
 
 import socketio
 
@@ -59,6 +60,15 @@ class WidgetClient:
         self.sio.emit(
             "user_uttered", {"message": text, "session_id": self.session_id, "customData": self.custom_data, **fields}
         )
+
+    def next_words(self, timeout: float = 15) -> dict:
+        """The next bot message with words: a presence signal (a person joined, types, left;
+        docs/widget.md "A person in the chat") is skipped. ``queue.Empty`` if none comes in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.replies.get(timeout=max(0.001, deadline - time.monotonic()))
+            if "presence" not in message:
+                return message
 
     def replies_until_quiet(self, first_timeout: float = 30, quiet: float = 3) -> list[dict]:
         """Every bot message until the bot has been silent for ``quiet`` seconds."""

@@ -5,6 +5,9 @@ each one calls the existing service functions inside one transaction, acts
 for the signed-in agent, and answers errors as problem+json.
 """
 
+import threading
+import time
+
 from apiflask import Schema
 from apiflask.fields import Boolean, List, Nested, String
 from apiflask.validators import Length, OneOf
@@ -84,7 +87,7 @@ def claim(handoff_id: int):
     session = get_session()
     handoff = handoff_or_404(handoff_id)
     try:
-        handoffs.claim(session, handoff, g.console_agent)
+        handoffs.claim(session, handoff, g.console_agent, rasa_client())
     except ApiProblem as problem:
         if handoff.status != "claimed":
             raise
@@ -105,6 +108,35 @@ def reply(handoff_id: int, data):
     message = handoffs.reply(get_session(), handoff, g.console_agent, text, rasa_client())
     html = render_template("console/_message.html", line=queries.message_line(message))
     return {"message": HandoffMessageOut().dump(message), "html": html}, 201
+
+
+# Every typing signal is a bot event stored in the conversation's tracker:
+# one per handoff every few seconds at most (per process), however fast the
+# agent types or however often the script calls.
+TYPING_INTERVAL_SECONDS = 3.0
+_typing_sent: dict[int, float] = {}
+_typing_lock = threading.Lock()
+
+
+def _typing_due(handoff_id: int) -> bool:
+    now = time.monotonic()
+    with _typing_lock:
+        if now - _typing_sent.get(handoff_id, float("-inf")) < TYPING_INTERVAL_SECONDS:
+            return False
+        if len(_typing_sent) > 10_000:
+            _typing_sent.clear()
+        _typing_sent[handoff_id] = now
+        return True
+
+
+@bp.post("/api/handoffs/<int:handoff_id>/typing")
+def typing(handoff_id: int):
+    """The agent is typing a reply: the customer's chat shows "Sam is typing…" for a few seconds."""
+    handoff = handoff_or_404(handoff_id)
+    if handoff.status != "claimed" or handoff.agent_id != g.console_agent.id:
+        raise ApiProblem(409, "Only the agent who claimed this conversation can be shown typing.")
+    sent = _typing_due(handoff.id) and handoffs.typing(handoff, g.console_agent, rasa_client())
+    return {"sent": bool(sent)}
 
 
 @bp.post("/api/handoffs/<int:handoff_id>/resolve")

@@ -1,6 +1,7 @@
 """What the console shows, read from the CRM database: the queue, a
 conversation's lines, the customer panel, the need labels."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from .. import models
 from ..needs import ClassifierUnavailable
 from ..db import utcnow
+from ..handoffs import summary
 from ..handoffs.service import ACTIVE, find_handoffs
 from ..models import Feedback, Handoff, HandoffMessage, Ticket
 from ..tickets.service import find_tickets
@@ -69,8 +71,8 @@ def last_customer_lines(session: Session, handoffs: list[Handoff]) -> dict[int, 
     rows = session.execute(
         select(HandoffMessage.handoff_id, HandoffMessage.text).where(HandoffMessage.id.in_(latest_ids))
     ).all()
-    said = {handoff_id: text for handoff_id, text in rows}
-    return {h.id: said.get(h.id, h.reason) for h in handoffs}
+    said = {handoff_id: readable_line("customer", text) for handoff_id, text in rows}
+    return {h.id: said.get(h.id) or h.reason for h in handoffs}
 
 
 @dataclass
@@ -93,12 +95,46 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
+# What a button or the widget sends instead of words: "/request_human",
+# '/inform{"feedback_score":"5"}', or "[greet]" as older transcripts kept it.
+PAYLOAD = re.compile(r"^\s*(?:/(?P<slash>\w+)(?:\{.*\})?|\[(?P<bracket>\w+)\])\s*$", re.DOTALL)
+# The conversation's start, which the widget sends unseen: never something the customer said.
+HIDDEN_PAYLOADS = {"greet", "session_start", "restart"}
+
+
+def readable_line(sender: str, text: str) -> str | None:
+    """A line as the agent should read it: a button payload by what it means
+    ("Chose: request human"), None for the widget's unseen start of a
+    conversation. Lines of transcripts sent since the assistant keeps button
+    titles are already words and pass unchanged."""
+    match = PAYLOAD.match(text or "") if sender == "customer" else None
+    if match is None:
+        return text
+    intent = match["slash"] or match["bracket"]
+    if intent in HIDDEN_PAYLOADS:
+        return None
+    return "Chose: " + intent.replace("_", " ")
+
+
 def transcript_lines(handoff: Handoff) -> list[Line]:
-    return [Line(line["sender"], line["text"], _parse_time(line.get("timestamp"))) for line in handoff.transcript or []]
+    lines = []
+    for line in handoff.transcript or []:
+        text = readable_line(line["sender"], line["text"])
+        if text is not None:
+            lines.append(Line(line["sender"], text, _parse_time(line.get("timestamp"))))
+    return lines
+
+
+def ticket_draft(handoff: Handoff) -> summary.TicketDraft:
+    """The console's new-ticket form, prefilled from what the customer said before and after the handoff."""
+    said = summary.customer_texts(handoff.transcript or [])
+    said += [message.text for message in handoff.messages if message.sender == "customer"]
+    return summary.ticket_draft(handoff.reason, said)
 
 
 def message_line(message: HandoffMessage) -> Line:
-    return Line(message.sender, message.text, message.created_at, message.id, message.agent_name)
+    text = readable_line(message.sender, message.text)
+    return Line(message.sender, text if text is not None else message.text, message.created_at, message.id, message.agent_name)
 
 
 def need_labels(*also: str | None) -> list[str]:

@@ -220,6 +220,7 @@ def panel_context(handoff: Handoff) -> dict:
     return {
         "handoff": handoff,
         "ticket": ticket,
+        "draft": queries.ticket_draft(handoff) if ticket is None else None,
         "panel": queries.customer_panel(session, handoff),
         "needs": queries.need_labels(handoff.category, ticket.category if ticket else None),
         "ticket_statuses": _reachable_statuses,

@@ -110,8 +110,21 @@ class AvailabilityOut(Schema):
     hours = String(required=True, metadata={"example": "mon-fri 08:00-18:00; sat 09:00-14:00"})
 
 
+class QueuePlaceOut(Schema):
+    position = Integer(allow_none=True, required=True, metadata={"description": "1: next to be claimed."})
+    expected_wait_seconds = Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "The median wait (requested → claimed) of the handoffs claimed in the last 28 days; "
+            "null with fewer than 3 of them."
+        },
+    )
+
+
 class HandoffCreated(HandoffDetail):
     availability = Nested(AvailabilityOut, required=True, metadata={"description": "Whether a person is there to answer now."})
+    queue = Nested(QueuePlaceOut, required=True, metadata={"description": "The handoff's place in the queue and the expected wait."})
 
 
 class HandoffQuery(QuerySchema):

@@ -4,6 +4,7 @@ Lifecycle: queued → claimed (by one agent) → resolved. One conversation has
 at most one handoff that is not resolved.
 """
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -16,6 +17,9 @@ from ..models import Agent, Customer, Handoff, HandoffMessage, Ticket, normalise
 from ..problems import ApiProblem, field_problem
 from ..rasa import RasaClient, RasaUnavailable
 from ..webhooks import outbox
+from . import summary
+
+logger = logging.getLogger(__name__)
 
 HANDOFF_AUDIT_FIELDS = (
     "conversation_id",
@@ -86,12 +90,12 @@ def request_handoff(
     ``customer_verified``: the visitor proved the customer's address (a
     signed identity); otherwise the console warns the agent.
     """
-    from ..needs import classify_or_other
-
     existing = active_handoff(session, conversation_id)
     if existing is not None:
         raise _already_active(existing)
-    category, confidence = classify_or_other(reason)
+    transcript = _transcript(transcript or [])
+    # "this bot is useless, get me a human" is not what the agent must solve.
+    reason, category, confidence = summary.reason_for(reason, transcript)
     handoff = Handoff(
         conversation_id=conversation_id,
         customer_id=customer.id,
@@ -101,7 +105,7 @@ def request_handoff(
         category_confidence=confidence,
         channel=channel,
         status="queued",
-        transcript=_transcript(transcript or []),
+        transcript=transcript,
         customer_verified=customer_verified,
     )
     session.add(handoff)
@@ -129,11 +133,28 @@ def agent_by_email(session: Session, email: str, field: str = "agent_email") -> 
     return agent
 
 
-def claim(session: Session, handoff: Handoff, agent: Agent) -> Handoff:
+def _tell_customer(rasa: RasaClient | None, handoff: Handoff, presence: str, agent: Agent) -> bool:
+    """Best effort: the customer's widget learns that a person joined, types or left.
+
+    Not worth failing the agent's action for: the widget also learns it from
+    the agent's first reply and from the assistant speaking again.
+    """
+    if rasa is None:
+        return False
+    try:
+        rasa.send_presence(handoff.conversation_id, presence, agent.name)
+        return True
+    except RasaUnavailable as error:
+        logger.warning("handoff %s: the customer was not told that %s %s: %s", handoff.id, agent.id, presence, error)
+        return False
+
+
+def claim(session: Session, handoff: Handoff, agent: Agent, rasa: RasaClient | None = None) -> Handoff:
     """Give a queued handoff to ``agent``; 409 if another agent has it or it is resolved.
 
     The status check and the change are one UPDATE, so of two agents
-    claiming at the same moment exactly one wins.
+    claiming at the same moment exactly one wins. With ``rasa``, the
+    customer's chat is told that the agent joined (and the assistant pauses).
     """
     if handoff.status == "claimed" and handoff.agent_id == agent.id:
         return handoff  # claiming again is harmless
@@ -151,7 +172,14 @@ def claim(session: Session, handoff: Handoff, agent: Agent) -> Handoff:
         raise ApiProblem(409, f"Handoff {handoff.id} was already claimed by {handoff.agent_email}.", agent=handoff.agent_email)
     old, new = audit.changed(before, _snapshot(handoff))
     audit.record(session, "handoff.claimed", "handoff", handoff.id, old, new)
+    _tell_customer(rasa, handoff, "joined", agent)
     return handoff
+
+
+def typing(handoff: Handoff, agent: Agent, rasa: RasaClient) -> bool:
+    """The claiming agent is typing: the customer's chat shows it; False if Rasa could not be told."""
+    _require_claimed_by(handoff, agent, "take replies")
+    return _tell_customer(rasa, handoff, "typing", agent)
 
 
 def _require_claimed_by(handoff: Handoff, agent: Agent, doing: str) -> None:
@@ -218,11 +246,13 @@ def resolve(session: Session, handoff: Handoff, agent: Agent, rasa: RasaClient) 
     else:
         _require_claimed_by(handoff, agent, "be resolved")
     before = _snapshot(handoff)
+    was_claimed = handoff.status == "claimed"
     handoff.status = "resolved"
     handoff.resolved_at = utcnow()
     session.flush()
     try:
-        rasa.resume(handoff.conversation_id, agent.name)
+        # A person who had the chat says goodbye before the assistant speaks again.
+        rasa.resume(handoff.conversation_id, agent.name, person_left=was_claimed)
     except RasaUnavailable as error:
         raise ApiProblem(
             503, f"The conversation could not be handed back to the assistant: {error}. The handoff stays claimed."

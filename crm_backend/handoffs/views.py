@@ -9,8 +9,7 @@ from ..rasa import client as rasa_client
 from ..schemas import IdempotencyHeaders
 from ..tickets.service import resolve_customer
 from ..transactions import idempotent, transactional
-from . import service
-from . import availability
+from . import availability, queue, service
 from .schemas import (
     AgentAction,
     AgentMessageIn,
@@ -74,6 +73,7 @@ def create_handoff(data):
     )
     handoff = service.request_handoff(session, customer=customer, **data)
     handoff.availability = availability.current(session)
+    handoff.queue = queue.place(session, handoff)
     return handoff, 201, {"Location": url_for(".get_handoff", handoff_id=handoff.id)}
 
 
@@ -118,13 +118,14 @@ def get_handoff(handoff_id: int):
 @bp.output(HandoffOut)
 @bp.doc(
     summary="Take a queued handoff; of two agents claiming at once exactly one wins",
-    description=AGENT_DOC,
+    description=AGENT_DOC + " The customer's chat is told that the agent joined (best effort: a Rasa server that cannot "
+    "be reached does not stop the claim).",
     responses={403: "Missing scope", 404: "No such handoff", 409: "Claimed by another agent, or resolved"},
 )
 def claim_handoff(handoff_id: int, data):
     session = get_session()
     handoff = _handoff_or_404(handoff_id)
-    return service.claim(session, handoff, service.agent_by_email(session, data["agent_email"]))
+    return service.claim(session, handoff, service.agent_by_email(session, data["agent_email"]), rasa_client())
 
 
 @bp.post("/<int:handoff_id>/messages")

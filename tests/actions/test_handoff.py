@@ -65,10 +65,26 @@ def test_a_request_that_says_why_is_its_own_reason():
 
 def test_the_transcript_has_customer_and_bot_lines_with_times_and_no_internal_events():
     lines = transcript_of(conversation())
-    assert [line["sender"] for line in lines] == ["customer", "bot", "customer", "customer"]
+    # The payload no button offered (sent by the system, not typed) is left out.
+    assert [line["sender"] for line in lines] == ["customer", "bot", "customer"]
     assert lines[0] == {"sender": "customer", "text": "my blender arrived cracked", "timestamp": "2023-11-14T22:13:20+00:00"}
-    assert lines[2]["text"] == "[inform]"
     assert "EXTERNAL" not in " ".join(line["text"] for line in lines)
+    assert "inform" not in " ".join(line["text"] for line in lines)
+
+
+def test_a_button_the_customer_chose_is_its_title_and_the_widgets_greeting_is_left_out():
+    tracker = make_tracker("visitor-1", text="can I talk to a person")
+    tracker.events[:0] = [
+        {"event": "user", "text": "/greet", "timestamp": 1700000000.0, "parse_data": {}},
+        {"event": "bot", "text": "Hi! Shall I get a person?", "timestamp": 1700000001.0,
+         "data": {"buttons": [{"title": "Yes, a person please", "payload": "/request_human"}, {"title": "No", "payload": "/deny"}]}},
+        {"event": "user", "text": "/deny", "timestamp": 1700000002.0, "parse_data": {}},
+        {"event": "user", "text": "/request_human", "timestamp": 1700000003.0, "parse_data": {},
+         "metadata": {"button_title": "Talk to a person"}},
+    ]
+    texts = [line["text"] for line in transcript_of(tracker)]
+    assert texts[:3] == ["Hi! Shall I get a person?", "No", "Talk to a person"]
+    assert not any(text.startswith("/") or text.startswith("[") for text in texts)
 
 
 def test_the_form_takes_the_reason_from_the_request_or_the_earlier_problem(dispatcher):
@@ -114,6 +130,25 @@ async def test_the_handoff_reaches_the_crm_and_the_bot_pauses(crm, dispatcher):
     assert call["idempotency_key"] == form_run_key(tracker, "handoff_form", "handoff")
     assert dispatcher.messages[0]["response"] == "utter_handoff_queued"
     assert ConversationPaused() in events
+
+
+@pytest.mark.asyncio
+async def test_the_customer_hears_their_place_in_the_queue_and_the_expected_wait(crm, dispatcher):
+    crm(result={**HANDOFF, "queue": {"position": 2, "expected_wait_seconds": 180.0}})
+    tracker = conversation(slots={"customer_email": "ada@example.com", "handoff_reason": "cracked blender"})
+
+    await ActionRequestHandoff().run(dispatcher, tracker, {})
+
+    queued = dispatcher.messages[1]["custom"]
+    assert queued == {"data": {"presence": "queued", "position": 2, "expected_wait_seconds": 180.0}}
+
+
+@pytest.mark.asyncio
+async def test_an_older_crm_without_a_queue_place_still_queues_the_customer(crm, dispatcher):
+    crm(result=HANDOFF)
+    tracker = conversation(slots={"customer_email": "ada@example.com", "handoff_reason": "cracked blender"})
+    await ActionRequestHandoff().run(dispatcher, tracker, {})
+    assert dispatcher.messages[1]["custom"] == {"data": {"presence": "queued", "position": None, "expected_wait_seconds": None}}
 
 
 @pytest.mark.asyncio

@@ -56,15 +56,23 @@ def test_other_events_and_other_conversations_are_not_copied(app, handoff):
     with app.app_context():
         results = [
             handle_body(rasa_event("conv-1", "written before the handoff", at=time.time() - 3600)),
-            handle_body(rasa_event("conv-1", "I'm the bot", event="bot")),
             handle_body(rasa_event("conv-1", "EXTERNAL: give_feedback")),
             handle_body(rasa_event("conv-2", "someone else's conversation")),
+            handle_body(rasa_event("conv-2", "the bot, elsewhere", event="bot")),
             handle_body(b"not json"),
         ]
 
     assert [stored for _, stored in results] == [False] * 5
     assert handoff_messages(app) == []
     assert user_messages(app, "conv-2") == 1
+
+
+def test_the_assistants_messages_after_the_handoff_are_copied_but_not_counted(app, handoff):
+    with app.app_context():
+        counted, stored = handle_body(rasa_event("conv-1", "I'm the bot", event="bot"))
+    assert (counted, stored) == (False, True)
+    assert handoff_messages(app) == ["I'm the bot"]
+    assert not user_messages(app, "conv-1")
 
 
 def test_the_key_of_an_event_is_rasas_message_id_or_a_hash_of_the_body():

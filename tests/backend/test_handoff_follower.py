@@ -45,7 +45,7 @@ def messages(app) -> list[tuple[str, str]]:
         return [(m.sender, m.text) for m in get_session().scalars(select(HandoffMessage).order_by(HandoffMessage.id))]
 
 
-def test_only_customer_messages_of_open_handoffs_after_the_handoff_are_copied(app, events, handoff):
+def test_only_messages_of_open_handoffs_after_the_handoff_are_copied(app, events, handoff):
     publish(events, "conv-1", user("before the handoff", at=time.time() - 3600))
     publish(events, "conv-1", {"event": "bot", "text": "I'll stay quiet", "timestamp": time.time()})
     publish(events, "conv-1", user("hello? anyone there?"))
@@ -53,11 +53,15 @@ def test_only_customer_messages_of_open_handoffs_after_the_handoff_are_copied(ap
     publish(events, "conv-1", user("EXTERNAL: give_feedback"))
     with app.app_context():
         follower = Follower(events)
-        assert follower.poll() == 1
+        assert follower.poll() == 2
         publish(events, "conv-1", user("my order is NW-482913"))
         assert follower.poll() == 1
         assert follower.poll() == 0
-    assert messages(app) == [("customer", "hello? anyone there?"), ("customer", "my order is NW-482913")]
+    assert messages(app) == [
+        ("bot", "I'll stay quiet"),
+        ("customer", "hello? anyone there?"),
+        ("customer", "my order is NW-482913"),
+    ]
 
 
 def test_a_restarted_follower_catches_up_and_stores_nothing_twice(app, events, handoff):
@@ -109,3 +113,37 @@ def test_only_real_customer_messages_are_read_as_customer_messages(data, expecte
 def test_an_event_that_is_not_a_json_object_cannot_be_read(data):
     with pytest.raises(BadEvent):
         read_user_event(data)
+
+
+def test_the_assistants_words_reach_the_agent_but_replies_and_presence_signals_are_not_copied_twice(app, events, handoff):
+    now = time.time()
+    # The assistant keeps helping while the request waits (nobody online): the agent sees what it said, buttons by title.
+    publish(events, "conv-1", {
+        "event": "bot", "text": "I can open a ticket now.", "timestamp": now,
+        "data": {"buttons": [{"title": "Open a ticket", "payload": "/affirm"}, {"title": "No thanks", "payload": "/deny"}]},
+    })
+    # The customer chose a button: the widget sent its title with the payload.
+    publish(events, "conv-1", {**user("/affirm", at=now + 1), "metadata": {"button_title": "Open a ticket"}})
+    # An agent's reply is stored when sent; joined/typing/left are no messages.
+    publish(events, "conv-1", {
+        "event": "bot", "text": None, "timestamp": now + 2, "metadata": {"handoff_agent": "Sam"},
+        "data": {"custom": {"data": {"text": "Hi, Sam here", "agent_name": "Sam"}}},
+    })
+    for presence in ("joined", "typing", "left"):
+        publish(events, "conv-1", {
+            "event": "bot", "text": None, "timestamp": now + 3, "data": {"custom": {"data": {"presence": presence, "agent_name": "Sam"}}},
+        })
+    with app.app_context():
+        assert Follower(events).poll() == 2
+    assert messages(app) == [
+        ("bot", "I can open a ticket now.\nButtons: Open a ticket · No thanks"),
+        ("customer", "Open a ticket"),
+    ]
+
+
+def test_an_assistants_message_of_the_wrong_shape_is_set_aside(app, events, handoff):
+    publish(events, "conv-1", {"event": "bot", "text": ["not", "text"], "timestamp": time.time()})
+    publish(events, "conv-1", user("still here"))
+    with app.app_context():
+        assert Follower(events).poll() == 1
+    assert messages(app) == [("customer", "still here")]

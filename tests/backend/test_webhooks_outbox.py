@@ -24,7 +24,10 @@ class FakeRasa:
     def send_agent_message(self, conversation_id, text, agent_name):
         self._check()
 
-    def resume(self, conversation_id, agent_name):
+    def send_presence(self, conversation_id, presence, agent_name):
+        self._check()
+
+    def resume(self, conversation_id, agent_name, person_left=False):
         self._check()
 
     def _check(self):

@@ -64,16 +64,22 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
-            if detail["messages"]:
+            if any(m["sender"] == "customer" for m in detail["messages"]):
                 break
             time.sleep(0.25)
-        assert [(m["sender"], m["text"]) for m in detail["messages"]] == [("customer", "hello? are you there?")]
+        # The assistant's own words after the handoff reach the agent too.
+        assert [(m["sender"], m["text"]) for m in detail["messages"]] == [
+            ("bot", queued_reply.strip()),
+            ("customer", "hello? are you there?"),
+        ]
 
         # ...and the agent's reply reaches the customer's socket, with the agent's name.
         claimed = requests.post(
             f"{api}/handoffs/{handoff['id']}/claim", json={"agent_email": "agent@example.com"}, headers=console, timeout=10
         )
         assert claimed.status_code == 200 and claimed.json()["status"] == "claimed"
+        # The customer's chat is told that a person joined.
+        assert client.replies.get(timeout=10) == {"presence": "joined", "agent_name": "Demo Agent"}
         sent = requests.post(
             f"{api}/handoffs/{handoff['id']}/messages",
             json={"agent_email": "agent@example.com", "text": "Hi Ada, I'm sorting out your refund now."},
@@ -90,7 +96,9 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         )
         assert resolved.status_code == 200, resolved.text
         back = client.replies_until_quiet()
-        assert "Demo Agent" in back[0]["text"]
+        # First that the person left, then the assistant's own words.
+        assert back[0] == {"presence": "left", "agent_name": "Demo Agent"}
+        assert "Demo Agent" in back[1]["text"]
         score_question = back[-1]
         assert "1 (poor) to 5 (excellent)" in score_question["text"]
         assert [b["title"] for b in score_question["quick_replies"]][:5] == ["1", "2", "3", "4", "5"]
@@ -102,6 +110,7 @@ def test_the_whole_handoff_round_trip_over_socketio(stack, console):
         # The whole conversation after the handoff, in order, from both sides.
         detail = requests.get(f"{api}/handoffs/{handoff['id']}", headers=console, timeout=10).json()
         assert [(m["sender"], m["text"]) for m in detail["messages"]] == [
+            ("bot", queued_reply.strip()),
             ("customer", "hello? are you there?"),
             ("agent", "Hi Ada, I'm sorting out your refund now."),
         ]

@@ -52,13 +52,37 @@ export function confirmedSession(data) {
 // How often the connected tab looks for messages left unanswered too long.
 const RESEND_CHECK_MS = 5000;
 
+// A person in the chat (docs/widget.md, "A person in the chat"): custom bot
+// messages without text. `queued` comes from the assistant as part of its
+// answer; `joined`, `typing` and `left` come from the CRM, outside any turn.
+const PRESENCE = new Set(["queued", "joined", "typing", "left"]);
+const MAX_WAIT_SECONDS = 7 * 24 * 3600;
+
+/** `{from: "presence", presence, agentName?, position?, expectedWaitSeconds?}` from a payload, or null. */
+export function presenceOf(data) {
+  if (!data || typeof data !== "object" || !PRESENCE.has(data.presence)) return null;
+  const presence = { from: "presence", presence: data.presence };
+  const agentName = typeof data.agent_name === "string" ? data.agent_name.trim().slice(0, 60) : "";
+  if (agentName) presence.agentName = agentName;
+  if (Number.isInteger(data.position) && data.position > 0 && data.position < 100000) presence.position = data.position;
+  const wait = data.expected_wait_seconds;
+  if (typeof wait === "number" && Number.isFinite(wait) && wait >= 0 && wait <= MAX_WAIT_SECONDS) {
+    presence.expectedWaitSeconds = wait;
+  }
+  // Joining, typing and leaving are a person's: without a name they mean nothing to show.
+  if (presence.presence !== "queued" && !agentName) return null;
+  return presence;
+}
+
 /**
- * Normalises a `bot_uttered` payload into a transcript message, or null. One
+ * Normalises a `bot_uttered` payload into a transcript message, or null. A
+ * presence signal is `{from: "presence", ...}` (presenceOf). One
  * with `error` (the server refused the customer's message: too long, too
  * fast) is a notice (`from: "notice"`, `notice: <error>`), not an answer.
  */
 export function incomingMessage(data) {
   if (!data || typeof data !== "object") return null;
+  if (data.presence !== undefined) return presenceOf(data);
   const text = typeof data.text === "string" ? data.text.slice(0, 5000) : "";
   if (typeof data.error === "string" && data.error) {
     const notice = data.error.slice(0, 40);
@@ -206,7 +230,13 @@ export class Connection {
       if (!this.confirmed) return; // the previous conversation's, on its way out
       const replayOf = typeof data?.replay_of === "string" ? data.replay_of : null;
       const refused = typeof data?.error === "string";
-      if (replayOf) {
+      // The CRM's joined/typing/left are nobody's answer: counted as one, a
+      // replay would skip a real part of an answer.
+      const outsideTurn = typeof data?.presence === "string" && data.presence !== "queued";
+      if (outsideTurn) {
+        // A replayed one is old news (the conversation's state came since).
+        if (replayOf) return;
+      } else if (replayOf) {
         // Rasa's answer to a resent message: shown from where the replies that came stopped.
         if (!this.store.takeReplay(replayOf)) return;
       } else if (refused) {
@@ -287,6 +317,8 @@ export class Connection {
     // The identity token goes with every message; the server trusts nothing
     // else the browser says about who the customer is.
     const customData = { channel: "web_widget", ...(this.identity ? this.identity.customData() : {}) };
+    // A button sends its payload; the agent who reads the conversation later sees what the customer saw.
+    if (message.payload && message.payload !== message.text) customData.button_title = message.text.slice(0, 80);
     const payload = {
       message: message.payload || message.text,
       message_id: message.id,

@@ -88,6 +88,14 @@ function start(script) {
       emit("status", { status });
     },
     onIncoming(message) {
+      if (message.from === "presence") {
+        // Typing is no news worth a badge; joining, leaving and the queue are.
+        const line = store.applyPresence(message, !ui.isOpen && message.presence !== "typing");
+        const { from, ...presence } = message;
+        emit("presence", presence);
+        if (line) emit("message", { ...line });
+        return;
+      }
       const stored = store.addIncoming(message, !ui.isOpen);
       emit("message", { ...stored });
     },
@@ -154,6 +162,10 @@ function start(script) {
     },
     get sessionId() {
       return store.sessionId;
+    },
+    get agent() {
+      // The person who has the chat now (null while the assistant has it).
+      return store.state.handoff?.state === "joined" ? store.state.handoff.agentName : null;
     },
     get status() {
       return connection.status === "standby" ? store.state.connection : connection.status;

@@ -20,12 +20,21 @@
 // reset (sign-out, another customer) gives a new one, which is how the other
 // tabs notice it. `owner` marks a signed-in customer's conversation
 // (identity.js); `maxChars` is the server's message size limit.
+//
+// `handoff` is a person's part in the conversation (docs/widget.md, "A person
+// in the chat"): null while the assistant has it, `{state: "queued",
+// position, expectedWaitSeconds}` while waiting for a person, `{state:
+// "joined", agentName, typingAt}` while one has it. Joining, the queue and
+// leaving are also lines of the transcript (`from: "event"`).
 
 const MAX_MESSAGES = 200;
 // A reply this late is not coming (e.g. a human agent took over and the bot
 // stays silent): stop showing the typing indicator.
 export const TYPING_TIMEOUT_MS = 20000;
 const DUPLICATE_WINDOW_MS = 3000;
+// The agent's console signals typing every few seconds while they type; past
+// this without another signal or a message they have stopped.
+export const AGENT_TYPING_MS = 7000;
 // No reply this long after sending, while connected: send it again, once.
 export const RESEND_AFTER_MS = 20000;
 // A message older than this is not sent again, even unanswered: the customer
@@ -76,7 +85,43 @@ function emptyState() {
     unread: 0,
     connection: "idle",
     maxChars: null,
+    handoff: null,
   };
+}
+
+function readHandoff(value) {
+  if (!value || typeof value !== "object") return null;
+  if (value.state === "queued") {
+    return {
+      state: "queued",
+      position: Number.isInteger(value.position) ? value.position : null,
+      expectedWaitSeconds: typeof value.expectedWaitSeconds === "number" ? value.expectedWaitSeconds : null,
+    };
+  }
+  if (value.state === "joined" && typeof value.agentName === "string" && value.agentName) {
+    return { state: "joined", agentName: value.agentName, typingAt: typeof value.typingAt === "number" ? value.typingAt : null };
+  }
+  return null;
+}
+
+/** "about 4 minutes" (`short`: "~4 min") for a wait in seconds. */
+export function describeWait(seconds, short = false) {
+  if (seconds < 60) return short ? "under 1 min" : "less than a minute";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return short ? `~${minutes} min` : `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const hours = Math.round(minutes / 60);
+  return short ? `~${hours} h` : `about ${hours} hour${hours === 1 ? "" : "s"}`;
+}
+
+/** The transcript's line for a place in the queue. */
+export function queueText({ position = null, expectedWaitSeconds = null } = {}) {
+  const place =
+    position === 1
+      ? "You're next in the queue for a person."
+      : position
+        ? `You're number ${position} in the queue for a person.`
+        : "You're in the queue for a person.";
+  return typeof expectedWaitSeconds === "number" ? `${place} Expected wait: ${describeWait(expectedWaitSeconds)}.` : place;
 }
 
 const optionalString = (value) => (typeof value === "string" && value ? value : null);
@@ -121,6 +166,7 @@ export class ConversationStore {
           unread: Number.isInteger(parsed.unread) ? parsed.unread : 0,
           connection: typeof parsed.connection === "string" ? parsed.connection : "idle",
           maxChars: Number.isInteger(parsed.maxChars) && parsed.maxChars > 0 ? parsed.maxChars : null,
+          handoff: readHandoff(parsed.handoff),
         };
       }
     } catch {
@@ -213,6 +259,7 @@ export class ConversationStore {
       if (replaced) {
         state.messages = state.messages.filter((m) => m.from === "customer" && m.status === "queued");
         state.unread = 0;
+        state.handoff = null;
       }
       state.sessionId = sessionId;
       if (sessionToken !== null || replaced) state.sessionToken = sessionToken;
@@ -248,13 +295,68 @@ export class ConversationStore {
         Date.now() - last.ts < DUPLICATE_WINDOW_MS
       ) {
         Object.assign(last, incoming);
+        state.handoff = { state: "joined", agentName: incoming.agentName, typingAt: null };
         return last;
+      }
+      if (incoming.from === "agent") {
+        // A reply ends the typing; one without a "joined" before it (missed
+        // while offline) still means a person has the chat.
+        state.handoff = { state: "joined", agentName: incoming.agentName, typingAt: null };
+      } else if (incoming.from === "bot" && state.handoff?.state === "joined") {
+        // The assistant speaks again: the person has gone, though their "left" never came.
+        this.pushEvent(state, { event: "left", text: "You're back with the assistant." });
+        state.handoff = null;
       }
       const message = { id: randomId(), ts: Date.now(), ...incoming };
       state.messages.push(message);
       if (countUnread) state.unread += 1;
       return message;
     });
+  }
+
+  /** A line across the transcript: someone joined, left, the place in the queue. */
+  pushEvent(state, fields) {
+    const message = { id: randomId(), ts: Date.now(), from: "event", ...fields };
+    state.messages.push(message);
+    return message;
+  }
+
+  /**
+   * A person's part in the conversation changed (connection.js presenceOf):
+   * queued, joined, typing, left. Returns the transcript line it added, or null.
+   */
+  applyPresence(presence, countUnread = false, now = Date.now()) {
+    return this.update((state) => {
+      const { agentName } = presence;
+      const current = state.handoff;
+      let line = null;
+      if (presence.presence === "queued") {
+        const place = { position: presence.position ?? null, expectedWaitSeconds: presence.expectedWaitSeconds ?? null };
+        state.handoff = { state: "queued", ...place };
+        line = this.pushEvent(state, { event: "queued", text: queueText(place), ...place });
+      } else if (presence.presence === "joined") {
+        const already = current?.state === "joined" && current.agentName === agentName;
+        state.handoff = { state: "joined", agentName, typingAt: already ? current.typingAt : null };
+        if (!already) line = this.pushEvent(state, { event: "joined", agentName, text: `${agentName} joined the conversation` });
+      } else if (presence.presence === "typing") {
+        state.handoff = { state: "joined", agentName, typingAt: now };
+      } else if (presence.presence === "left") {
+        state.handoff = null;
+        line = this.pushEvent(state, {
+          event: "left",
+          agentName,
+          text: `${agentName} left the conversation. You're back with the assistant.`,
+        });
+      }
+      if (line && countUnread) state.unread += 1;
+      return line;
+    });
+  }
+
+  /** Whether the person who has the chat is typing now. */
+  agentTyping(now = Date.now()) {
+    const handoff = this.state.handoff;
+    return Boolean(handoff?.state === "joined" && handoff.typingAt && now - handoff.typingAt < AGENT_TYPING_MS);
   }
 
   /** Marks every queued message as sent (on connection `via`) and returns them, oldest first. */

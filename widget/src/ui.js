@@ -6,7 +6,7 @@
 
 import css from "./styles.css";
 import * as icons from "./icons.js";
-import { TYPING_TIMEOUT_MS, charCount } from "./store.js";
+import { AGENT_TYPING_MS, TYPING_TIMEOUT_MS, charCount, describeWait } from "./store.js";
 import { formatTime, tokenize } from "./text.js";
 
 const SKELETON = `
@@ -123,6 +123,7 @@ export class ChatUI {
     this.root = $(".hc");
     this.panel = $(".panel");
     this.title = $(".title");
+    this.headerAvatar = $(".header .avatar");
     this.subtitle = $(".subtitle");
     this.statusText = $(".status-text");
     this.banner = $(".banner");
@@ -130,6 +131,8 @@ export class ChatUI {
     this.log = $(".log");
     this.empty = $(".empty");
     this.typing = $(".typing");
+    this.typingAvatar = $(".typing .avatar");
+    this.typingLabel = $(".typing-label");
     this.quickReplies = $(".quick-replies");
     this.form = $(".composer");
     this.input = $(".input");
@@ -153,7 +156,7 @@ export class ChatUI {
     }
     this.root.classList.toggle("left", position === "left");
     this.title.textContent = title;
-    $(".typing-label").textContent = `${botName} is typing`;
+    this.typingLabel.textContent = `${botName} is typing`;
     this.updateLauncher();
     this.setStatus("idle");
 
@@ -322,7 +325,7 @@ export class ChatUI {
     this.status = status;
     const shown = status === "online" || status === "idle" || status === "standby" ? "online" : status;
     this.subtitle.className = `subtitle status-${shown}`;
-    this.statusText.textContent = STATUS_TEXT[shown] || this.config.subtitle;
+    this.renderHeader();
     clearTimeout(this.bannerTimer);
     if (shown === "online") {
       this.banner.hidden = true;
@@ -336,6 +339,38 @@ export class ChatUI {
     }
   }
 
+  /**
+   * Who is in the chat: the agent's name and initials while a person has it,
+   * "waiting for a person" while queued, else the widget's own title. A
+   * connection problem is said first.
+   */
+  renderHeader() {
+    const handoff = this.store.state.handoff;
+    const shown = this.subtitle.className.replace(/^.*status-/, "");
+    const person = handoff?.state === "joined" ? handoff.agentName : null;
+    const key = person ? `agent:${person}` : "bot";
+    if (this.headerAvatar.dataset.who !== key) {
+      this.headerAvatar.dataset.who = key;
+      this.headerAvatar.classList.toggle("agent", Boolean(person));
+      if (person) this.headerAvatar.textContent = initials(person);
+      else this.headerAvatar.innerHTML = icons.BOT;
+    }
+    this.title.textContent = person || this.config.title;
+    this.root.classList.toggle("with-agent", Boolean(person));
+    let text = this.config.subtitle;
+    if (person) text = "Support team · here to help you";
+    else if (handoff?.state === "queued") {
+      // Short: the header has one line (the transcript's queue line says it in full).
+      text =
+        typeof handoff.expectedWaitSeconds === "number"
+          ? `Waiting for a person · ${describeWait(handoff.expectedWaitSeconds, true)}`
+          : handoff.position === 1
+            ? "Waiting for a person · you're next"
+            : "Waiting for a person";
+    }
+    this.statusText.textContent = STATUS_TEXT[shown] || text;
+  }
+
   // ---- the transcript -------------------------------------------------------
 
   render() {
@@ -344,7 +379,10 @@ export class ChatUI {
     if (messages.length && this.rendered.size && !this.rendered.has(messages[0].id)) this.clearLog();
     if (!messages.length && this.rendered.size) this.clearLog();
 
-    const wasAtEnd = this.isNearEnd();
+    // Pinned unless the customer scrolled up: a reply of several bubbles
+    // arrives while the scroll to the first is still under way, when the view
+    // is not "near the end" yet.
+    const wasAtEnd = this.pinned || this.isNearEnd();
     let added = false;
     let addedNotice = false;
     let previous = null;
@@ -366,18 +404,34 @@ export class ChatUI {
       previous = message;
     }
 
-    const awaiting = this.store.awaitingReply();
-    this.typing.hidden = !awaiting;
+    const agentTyping = this.store.agentTyping();
+    const awaiting = this.store.awaitingReply() && !this.store.state.handoff;
+    const typing = awaiting || agentTyping;
+    this.renderTyping(agentTyping ? this.store.state.handoff.agentName : null);
+    this.typing.hidden = !typing;
     clearTimeout(this.typingTimer);
-    if (awaiting) this.typingTimer = setTimeout(() => this.render(), TYPING_TIMEOUT_MS);
-    this.empty.hidden = messages.length > 0 || awaiting;
+    if (typing) this.typingTimer = setTimeout(() => this.render(), agentTyping ? AGENT_TYPING_MS : TYPING_TIMEOUT_MS);
+    this.empty.hidden = messages.length > 0 || typing;
+    this.renderHeader();
 
     this.renderQuickReplies(messages[messages.length - 1], awaiting);
     this.updateLimit(); // the server's limit may have come since
     this.updateLauncher();
     if (this.isOpen && this.store.state.unread) this.store.markRead();
     // A notice answers what the customer just did: always brought into view.
-    if (added || awaiting) this.scrollToEnd(wasAtEnd || addedNotice);
+    if (added || typing) this.scrollToEnd(wasAtEnd || addedNotice);
+  }
+
+  /** The typing indicator is the assistant's, or the agent's with their initials and name. */
+  renderTyping(agentName) {
+    const key = agentName ? `agent:${agentName}` : "bot";
+    if (this.typing.dataset.who === key) return;
+    this.typing.dataset.who = key;
+    this.typing.classList.toggle("from-agent", Boolean(agentName));
+    this.typing.classList.toggle("from-bot", !agentName);
+    if (agentName) this.typingAvatar.textContent = initials(agentName);
+    else this.typingAvatar.innerHTML = icons.BOT;
+    this.typingLabel.textContent = `${agentName || this.config.botName} is typing`;
   }
 
   clearLog() {
@@ -389,6 +443,10 @@ export class ChatUI {
   appendRow(message) {
     if (message.from === "notice") {
       this.appendNotice(message);
+      return;
+    }
+    if (message.from === "event") {
+      this.appendEvent(message);
       return;
     }
     const previous = this.lastRendered;
@@ -453,6 +511,27 @@ export class ChatUI {
     body.innerHTML = icons.INFO;
     body.append(el("span", "sr-only", "Notice: "));
     appendText(body, message.text);
+    row.append(body);
+    this.log.append(row);
+    this.rendered.set(message.id, { row, body, from: message.from, status: undefined });
+    this.lastRendered = message;
+  }
+
+  /** A person joined or left, or the place in the queue: a quiet line across the log. */
+  appendEvent(message) {
+    const row = el("div", `row event event-${message.event || "info"}`);
+    row.dataset.id = message.id;
+    row.dataset.event = message.event || "";
+    const body = el("p", "event-text");
+    if (message.event === "joined" && message.agentName) {
+      const avatar = el("span", "avatar", initials(message.agentName));
+      avatar.setAttribute("aria-hidden", "true");
+      body.append(avatar);
+    }
+    body.append(el("span", "", message.text));
+    const stamp = el("time", "", formatTime(message.ts));
+    stamp.dateTime = new Date(message.ts).toISOString();
+    body.append(stamp);
     row.append(body);
     this.log.append(row);
     this.rendered.set(message.id, { row, body, from: message.from, status: undefined });

@@ -318,6 +318,16 @@
       });
     };
     composer.addEventListener('submit', function (event) { event.preventDefault(); send(); });
+    // While the agent types, the customer's chat shows "<name> is typing…":
+    // one signal every few seconds at most (the server keeps to that too).
+    var TYPING_EVERY_MS = 3000;
+    var lastTyping = 0;
+    reply.addEventListener('input', function () {
+      var now = Date.now();
+      if (!state.mine || state.status !== 'claimed' || !reply.value.trim() || now - lastTyping < TYPING_EVERY_MS) return;
+      lastTyping = now;
+      api('POST', apiBase + '/typing');
+    });
     reply.addEventListener('keydown', function (event) {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
     });

@@ -2,9 +2,10 @@
 
 While a person has a conversation the bot is paused, but every customer
 message is still an event that Rasa publishes to its event broker. The CRM
-follows that broker for two things: it copies the customer's messages of
-conversations with an open handoff into ``handoff_messages``, where the agent
-console shows them, and it counts every customer message of every
+follows that broker for two things: it copies the messages of conversations
+with an open handoff into ``handoff_messages``, where the agent console shows
+them — the customer's, and the assistant's (it may still be helping while the
+request waits for a person) — and it counts every customer message of every
 conversation into ``conversations`` (crm_backend/conversations.py), for the
 dashboard's containment rate.
 
@@ -18,7 +19,10 @@ by side, both run by ``crm handoffs follow`` (crm_backend/handoffs/commands.py):
 
 This module is what both do with one event: read it (``parse_event``), count
 it (``count_customer_message``), copy it into its open handoff
-(``copy_customer_message``), or all of that at once (``handle_event``).
+(``copy_customer_message``, which also takes the assistant's messages), or
+all of that at once (``handle_event``). An agent's reply is stored when it is
+sent (handoffs/service.py), and a presence signal (joined, typing, left) is
+no message: bot events without text are not copied.
 
 An event is whatever a chat visitor made Rasa store, so nothing in one may stop
 a source: its text is cleaned before it is stored (a lone surrogate becomes
@@ -78,7 +82,23 @@ def parse_event(data: str | bytes) -> dict:
         raise BadEvent(f"the event is a JSON {type(event).__name__}, not an object")
     if event.get("event") == "user":
         _check_user_event(event)
+    elif event.get("event") == "bot":
+        _check_bot_event(event)
     return event
+
+
+def _check_bot_event(event: dict) -> None:
+    """The fields of an assistant's message the CRM uses, checked and cleaned (in place)."""
+    message = event.get("text")
+    if message is not None and not isinstance(message, str):
+        raise BadEvent("the assistant's message's text is not a string")
+    if "timestamp" in event and not _valid_timestamp(event["timestamp"]):
+        raise BadEvent("the assistant's message's timestamp is not a time")
+    for name in ("data", "metadata"):
+        if event.get(name) is not None and not isinstance(event[name], dict):
+            raise BadEvent(f"the assistant's message's {name} is not an object")
+    if message is not None:
+        event["text"] = dead_letters.clean_text(message)
 
 
 def _check_user_event(event: dict) -> None:
@@ -113,6 +133,40 @@ def is_customer_message(event: dict) -> bool:
     )
 
 
+def is_bot_message(event: dict) -> bool:
+    """An assistant's message with text: not an agent's reply, not a presence signal."""
+    message = event.get("text")
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    return event.get("event") == "bot" and isinstance(message, str) and bool(message.strip()) and "handoff_agent" not in metadata
+
+
+MAX_BUTTON_TITLE = 80
+
+
+def _button_titles(buttons) -> list[str]:
+    if not isinstance(buttons, list):
+        return []
+    titles = [b.get("title") for b in buttons[:12] if isinstance(b, dict)]
+    return [dead_letters.clean_text(" ".join(t.split()))[:MAX_BUTTON_TITLE] for t in titles if isinstance(t, str) and t.strip()]
+
+
+def message_of(event: dict) -> tuple[str, str]:
+    """(sender, text) of a message as the console shows it: a button the customer
+    chose by its title (the widget sends it as ``metadata.button_title``), the
+    assistant's buttons under its text."""
+    if event.get("event") == "bot":
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        titles = _button_titles(data.get("buttons"))
+        text = event["text"] + ("\nButtons: " + " · ".join(titles) if titles else "")
+        return "bot", text
+    text = event["text"]
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    title = metadata.get("button_title")
+    if text.startswith("/") and isinstance(title, str) and title.strip():
+        text = dead_letters.clean_text(" ".join(title.split()))[:MAX_BUTTON_TITLE]
+    return "customer", text
+
+
 def read_user_event(data: str | bytes) -> dict | None:
     """A customer's message event (not an EXTERNAL: trigger of the system), cleaned; None for other events; BadEvent."""
     event = parse_event(data)
@@ -142,7 +196,7 @@ def count_customer_message(session, sender_id: str, event: dict, handed_off: boo
 
 
 def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: dict) -> bool:
-    """Store one customer message in its open handoff, committed; False if older than the handoff or stored before.
+    """Store one customer (or assistant) message in its open handoff, committed; False if older than the handoff or stored before.
 
     ``event_key`` identifies the event at its source (unique per handoff), so
     reading an event twice stores it once.
@@ -154,8 +208,9 @@ def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: 
     record = session.get(Handoff, handoff.id)
     try:
         sent_at = datetime.fromtimestamp(sent, tz=timezone.utc)
-        message = dead_letters.clean_text(event["text"][:20000])
-        if service.add_customer_message(session, record, message, event_key, sent_at=sent_at) is None:
+        sender, text = message_of(event)
+        message = dead_letters.clean_text(text[:20000])
+        if service.add_customer_message(session, record, message, event_key, sender=sender, sent_at=sent_at) is None:
             return False
         session.commit()
         return True
@@ -164,16 +219,33 @@ def copy_customer_message(session, handoff: OpenHandoff, event_key: str, event: 
         return False
 
 
+def copy_bot_message(session, sender_id: str, event_key: str, event: dict) -> bool:
+    """Store one of the assistant's messages in the conversation's open handoff, if it has one."""
+    row = session.execute(
+        select(Handoff.id, Handoff.created_at).where(
+            Handoff.conversation_id == sender_id, Handoff.status.in_(service.ACTIVE)
+        )
+    ).first()
+    if row is None:
+        return False
+    return copy_customer_message(session, OpenHandoff(row.id, row.created_at.timestamp()), event_key, event)
+
+
 def handle_event(session, sender_id: str, event_key: str, data: str | dict) -> tuple[bool, bool]:
     """Everything the CRM does with one broker event, committed: (counted, stored in a handoff).
 
     ``data`` is the event's JSON, or the object ``parse_event`` made of it. A
     customer's message is counted for its conversation and, while the
-    conversation has an open handoff, copied into it. Other events are
-    ignored; one that cannot be read raises BadEvent.
+    conversation has an open handoff, copied into it; so is an assistant's
+    message (not counted). Other events are ignored; one that cannot be read
+    raises BadEvent.
     """
-    event = data if isinstance(data, dict) else read_user_event(data)
-    if event is None or not is_customer_message(event) or not sender_id:
+    event = data if isinstance(data, dict) else parse_event(data)
+    if not sender_id:
+        return False, False
+    if is_bot_message(event):
+        return False, copy_bot_message(session, dead_letters.clean_text(sender_id), event_key, event)
+    if not is_customer_message(event):
         return False, False
     sender_id = dead_letters.clean_text(sender_id)
     handoffs = session.execute(

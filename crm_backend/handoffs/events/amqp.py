@@ -68,7 +68,7 @@ def handle_body(body: bytes) -> tuple[bool, bool]:
     except BadEvent as error:
         set_aside(body, str(error))
         return False, False
-    if event.get("event") != "user":
+    if event.get("event") not in ("user", "bot"):
         return False, False
     sender_id = event.get("sender_id")
     if not isinstance(sender_id, str):

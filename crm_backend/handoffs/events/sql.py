@@ -46,8 +46,9 @@ from . import (
     copy_customer_message,
     count_customer_message,
     event_timestamp,
+    is_bot_message,
+    is_customer_message,
     parse_event,
-    read_user_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def resume_position(connection, session, newest: int) -> int:
 
 @dataclass
 class Message:
-    """A customer's message read from the broker's table."""
+    """A customer's (or the assistant's) message read from the broker's table."""
 
     event_id: int
     sender_id: str
@@ -132,15 +133,17 @@ class Follower:
         dead_letters.set_aside(get_session(), source=self.source, position=f"event {event_id}", error=error, raw=data)
 
     def _messages(self, rows) -> list[Message]:
-        """The customers' messages among ``rows``; an event that cannot be read is set aside."""
+        """The customers' and the assistant's messages among ``rows``; an event that cannot be read is set aside."""
         messages = []
         for event_id, sender_id, data in rows:
             try:
-                event = read_user_event(data)
+                event = parse_event(data)
             except BadEvent as error:
                 self._set_aside(event_id, str(error), data)
                 continue
-            if event is not None and isinstance(sender_id, str) and sender_id:
+            if not (is_customer_message(event) or is_bot_message(event)):
+                continue
+            if isinstance(sender_id, str) and sender_id:
                 messages.append(Message(event_id, dead_letters.clean_text(sender_id), data, event))
         return messages
 
@@ -167,7 +170,9 @@ class Follower:
     def _count(self, messages: list[Message]) -> tuple[int, set[int]]:
         """Count every conversation's customer messages (for the containment rate): how many
         were new, and the ids of events set aside because they could not be counted."""
-        messages = [m for m in messages if event_timestamp(m.event) is not None and len(m.sender_id) <= 128]
+        messages = [
+            m for m in messages if is_customer_message(m.event) and event_timestamp(m.event) is not None and len(m.sender_id) <= 128
+        ]
         if not messages:
             return 0, set()
         session = get_session()
