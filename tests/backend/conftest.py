@@ -133,3 +133,24 @@ def _no_repo_need_model(tmp_path_factory):
 
 # Session-scoped need models for the classifier tests (fitted once).
 from classifier_fixtures import demo_model, demo_model_path, tiny_model  # noqa: E402, F401
+
+
+@pytest.fixture
+def rasa_posts(monkeypatch):
+    """What crm_backend/rasa.py posts to Rasa: (url, json, params) per call, each answered 200 ``{}``."""
+    from crm_backend import rasa
+
+    calls = []
+
+    class Response:
+        status_code = 200
+
+        def json(self):
+            return {}
+
+    def post(url, json, params, timeout):
+        calls.append((url, json, params))
+        return Response()
+
+    monkeypatch.setattr(rasa.requests, "post", post)
+    return calls

@@ -145,20 +145,8 @@ def test_closing_a_request_nobody_claimed_says_nobody_left(console_app, alex, ne
     assert rasa_double.presence == []
 
 
-def test_the_rasa_client_sends_presence_as_custom_data_without_text(monkeypatch):
-    calls = []
-
-    class Response:
-        status_code = 200
-
-        def json(self):
-            return {}
-
-    def post(url, json, params, timeout):
-        calls.append((url, json, params))
-        return Response()
-
-    monkeypatch.setattr(rasa.requests, "post", post)
+def test_the_rasa_client_sends_presence_as_custom_data_without_text(rasa_posts):
+    calls = rasa_posts
     client = rasa.RasaClient(url="http://rasa:5005", token="t")
     client.send_presence("conv 1", "joined", "Sam")
     client.send_presence("conv-1", "typing", "Sam")

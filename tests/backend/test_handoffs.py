@@ -269,20 +269,8 @@ def test_scopes_are_enforced(client, request_handoff, bearer):
     assert client.get(HANDOFFS).status_code == 401
 
 
-def test_the_rasa_client_posts_a_bot_event_that_the_socket_shows_with_the_agent_name(monkeypatch):
-    calls = []
-
-    class Response:
-        status_code = 200
-
-        def json(self):
-            return {}
-
-    def post(url, json, params, timeout):
-        calls.append((url, json, params))
-        return Response()
-
-    monkeypatch.setattr(rasa.requests, "post", post)
+def test_the_rasa_client_posts_a_bot_event_that_the_socket_shows_with_the_agent_name(rasa_posts):
+    calls = rasa_posts
     client = rasa.RasaClient(url="http://rasa:5005", token="secret")
     client.send_agent_message("ada@example.com/1", "Hello", "Alex")
     url, (pause, event), params = calls[0]

@@ -6,43 +6,9 @@ import { afterEach, beforeEach, mock, test } from "node:test";
 import { Connection } from "../src/connection.js";
 import { IdentityKeeper } from "../src/identity.js";
 import { ConversationStore, RESEND_AFTER_MS, RESEND_WITHIN_MS } from "../src/store.js";
+import { FakeSocket, fakeWindow, memoryStorage } from "./fakes.mjs";
 
-function memoryStorage() {
-  const items = new Map();
-  return {
-    getItem: (key) => (items.has(key) ? items.get(key) : null),
-    setItem: (key, value) => items.set(key, String(value)),
-    removeItem: (key) => items.delete(key),
-  };
-}
-
-function fakeWindow(storage = memoryStorage()) {
-  return {
-    localStorage: storage,
-    navigator: { onLine: true }, // no Web Locks: the tab connects at once
-    addEventListener() {},
-    setInterval: (fn, ms) => setInterval(fn, ms),
-  };
-}
-
-class FakeSocket {
-  constructor() {
-    this.handlers = {};
-    this.sent = [];
-    this.connected = false;
-    this.io = { on() {} };
-  }
-  on(event, handler) {
-    this.handlers[event] = handler;
-  }
-  emit(event, data) {
-    this.sent.push([event, data]);
-  }
-  fire(event, ...args) {
-    this.handlers[event]?.(...args);
-  }
-  connect() {}
-  disconnect() {}
+class RecordingSocket extends FakeSocket {
   // What a (re)connection to Rasa looks like from the widget; `acks`: our
   // channel's, which says when it has finished a message (bot/channels.py).
   confirm({ acks = false } = {}) {
@@ -55,14 +21,11 @@ class FakeSocket {
     this.connected = false;
     this.fire("disconnect", "transport close");
   }
-  get messages() {
-    return this.sent.filter(([event]) => event === "user_uttered").map(([, data]) => data);
-  }
 }
 
 function widget(win = fakeWindow()) {
   const store = new ConversationStore("helpdesk-chat:test", win);
-  const socket = new FakeSocket();
+  const socket = new RecordingSocket();
   const shown = [];
   const connection = new Connection(
     { server: "http://rasa", socketPath: "/socket.io/", storageKey: "helpdesk-chat:test" },

@@ -7,62 +7,21 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, mock, test } from "node:test";
 import { Connection, incomingMessage, presenceOf } from "../src/connection.js";
 import { AGENT_TYPING_MS, ConversationStore, describeWait, queueText } from "../src/store.js";
+import { FakeSocket, fakeWindow, memoryStorage } from "./fakes.mjs";
 
-function memoryStorage() {
-  const items = new Map();
-  return {
-    getItem: (key) => (items.has(key) ? items.get(key) : null),
-    setItem: (key, value) => items.set(key, String(value)),
-    removeItem: (key) => items.delete(key),
-  };
-}
-
-function fakeWindow(storage = memoryStorage()) {
-  const listeners = [];
-  return {
-    localStorage: storage,
-    navigator: { onLine: true },
-    addEventListener(type, fn) {
-      if (type === "storage") listeners.push(fn);
-    },
-    listeners,
-    setInterval: (fn, ms) => setInterval(fn, ms),
-  };
-}
-
-class FakeSocket {
-  constructor() {
-    this.handlers = {};
-    this.sent = [];
-    this.connected = false;
-    this.io = { on() {} };
-  }
-  on(event, handler) {
-    this.handlers[event] = handler;
-  }
-  emit(event, data) {
-    this.sent.push([event, data]);
-  }
-  fire(event, ...args) {
-    this.handlers[event]?.(...args);
-  }
-  connect() {}
-  disconnect() {}
+class RecordingSocket extends FakeSocket {
   confirm() {
     this.connected = true;
     this.fire("connect");
     this.fire("session_features", { message_handled: true });
     this.fire("session_confirm", { session_id: "session-1", session_token: "token" });
   }
-  get messages() {
-    return this.sent.filter(([event]) => event === "user_uttered").map(([, data]) => data);
-  }
 }
 
 /** The widget's connection and store, wired the way index.js wires them. */
 function widget(win = fakeWindow()) {
   const store = new ConversationStore("helpdesk-chat:test", win);
-  const socket = new FakeSocket();
+  const socket = new RecordingSocket();
   const connection = new Connection(
     { server: "http://rasa", socketPath: "/socket.io/", storageKey: "helpdesk-chat:test" },
     store,
