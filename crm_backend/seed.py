@@ -52,6 +52,14 @@ def seed_agent(session: Session) -> bool:
     return True
 
 
+def _demo_customer(session: Session, email: str, what: str) -> Customer:
+    """The demo customer a demo ticket or order names; they are seeded first."""
+    customer = session.scalars(select(Customer).where(Customer.email == normalise_email(email))).one_or_none()
+    if customer is None:
+        raise ValueError(f"demo {what} for unknown customer {email}; seed customers first")
+    return customer
+
+
 def seed_tickets(session: Session, path: Path = DEMO_TICKETS) -> tuple[int, int]:
     """Add the demo tickets not yet present (same customer and subject); return (added, kept).
 
@@ -61,11 +69,7 @@ def seed_tickets(session: Session, path: Path = DEMO_TICKETS) -> tuple[int, int]
     records = json.loads(path.read_text(encoding="utf-8"))
     added = 0
     for record in records:
-        customer = session.scalars(
-            select(Customer).where(Customer.email == normalise_email(record["customer_email"]))
-        ).one_or_none()
-        if customer is None:
-            raise ValueError(f"demo ticket for unknown customer {record['customer_email']}; seed customers first")
+        customer = _demo_customer(session, record["customer_email"], "ticket")
         exists = session.scalars(
             select(Ticket.id).where(Ticket.customer_id == customer.id, Ticket.subject == record["subject"])
         ).first()
@@ -101,11 +105,7 @@ def seed_orders(session: Session, path: Path = DEMO_ORDERS, now: datetime | None
     now = now or utcnow()
     added = 0
     for record in records:
-        customer = session.scalars(
-            select(Customer).where(Customer.email == normalise_email(record["customer_email"]))
-        ).one_or_none()
-        if customer is None:
-            raise ValueError(f"demo order for unknown customer {record['customer_email']}; seed customers first")
+        customer = _demo_customer(session, record["customer_email"], "order")
         exists = session.scalars(
             select(Order.id).where(Order.source == DEMO_ORDER_SOURCE, Order.external_id == record["number"])
         ).first()

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, mock, test } from "node:test";
 import { Connection, confirmedSession, incomingMessage } from "../src/connection.js";
 import { IdentityKeeper, needsFreshStart, ownerKey, parseIdentityToken } from "../src/identity.js";
 import { ConversationStore, DEFAULT_MAX_CHARS, RESEND_AFTER_MS, charCount } from "../src/store.js";
+import { FakeSocket } from "./fakes.mjs";
 
 const KEY = "helpdesk-chat:test";
 
@@ -64,24 +65,11 @@ function browser() {
   };
 }
 
-class FakeSocket {
+class SessionSocket extends FakeSocket {
   constructor() {
-    this.handlers = {};
-    this.sent = [];
-    this.connected = false;
+    super();
     this.disconnects = 0;
-    this.io = { on() {} };
   }
-  on(event, handler) {
-    this.handlers[event] = handler;
-  }
-  emit(event, data) {
-    this.sent.push([event, data]);
-  }
-  fire(event, ...args) {
-    this.handlers[event]?.(...args);
-  }
-  connect() {}
   disconnect() {
     this.connected = false;
     this.disconnects += 1;
@@ -104,9 +92,6 @@ class FakeSocket {
   get requests() {
     return this.sent.filter(([event]) => event === "session_request").map(([, data]) => data);
   }
-  get messages() {
-    return this.sent.filter(([event]) => event === "user_uttered").map(([, data]) => data);
-  }
 }
 
 function token(claims) {
@@ -121,7 +106,7 @@ const GRACE = token({ email: "grace.hopper@example.com", exp: 2_000_000_000 });
 function tab(b = browser(), { claimedEmail = null, identityToken = null } = {}) {
   const win = b.window();
   const store = new ConversationStore(KEY, win);
-  const socket = new FakeSocket();
+  const socket = new SessionSocket();
   const shown = [];
   const newSessions = [];
   const identity = new IdentityKeeper(store, { claimedEmail, channel: b.channel() });
